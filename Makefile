@@ -1,0 +1,43 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint bench-ingest tiny-models clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[local]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[local,dev]'
+	touch $@ $(VENV)/.local-installed
+
+demo: $(VENV)/.local-installed
+	$(BIN)/python scripts/demo.py
+
+test: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy rag ingest
+
+bench-ingest: $(VENV)/.local-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingest.py
+
+tiny-models: $(VENV)/.local-installed
+	$(BIN)/python scripts/make_tiny_models.py .tiny-models
+
+clean:
+	rm -rf $(VENV) .rag .tiny-models .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,272 @@
+"""PDF: text per page (pypdf), page headers/footers dropped, lines re-joined, headings found.
+
+Headings come from the PDF's outline (bookmarks) when it has one, else from numbered heading
+lines ("3.2.1 Incident Analysis", "第一章 总则"). pypdf breaks lines mid-sentence; Chinese lines
+are joined with no space, other lines with one, and lines ending a sentence keep their break.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import LoadError
+from rag.types import LoadedDocument, Section
+
+logging.getLogger("pypdf").setLevel(logging.ERROR)  # its recoverable-damage chatter is not for users
+
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_END = re.compile(f"[{_CJK}]$")
+_CJK_START = re.compile(f"^[{_CJK}]")
+_SENTENCE_END = re.compile(r"[.!?:;。！？：；]$")
+_LIST_START = re.compile(r"^(?:[•●▪◦■□\-–*]\s|\(?[0-9a-zA-Z]{1,3}[.)]\s|第[一二三四五六七八九十百千零〇]+条)")
+_EN_HEADING = re.compile(r"^(?P<num>\d{1,2}(?:\.\d{1,2}){0,4})\.?\s+(?P<title>[A-Z][^\n]{2,90})$")
+_APPENDIX = re.compile(r"^(?P<num>Appendix\s+[A-Z])\s*[—–:.-]?\s*(?P<title>[A-Z][^\n]{2,90})$")
+_ZH_HEADING = re.compile(r"^第[一二三四五六七八九十百零〇]+(?P<unit>[编章节])(?:\s|$)")
+_ZH_LEVEL = {"编": 1, "章": 2, "节": 3}
+_DOT_LEADER = re.compile(r"\.{4,}|…|\s\d+$")
+# Fewer real characters per page than this, on average: no usable text layer (a scan).
+_MIN_CHARS_PER_PAGE = 2
+
+
+@dataclass(frozen=True)
+class _Heading:
+    page: int  # 0-based
+    level: int
+    title: str
+
+
+def load_pdf(path: Path, data: bytes, *, password: str | None = None) -> LoadedDocument:
+    if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
+        kind = "text" if _looks_like_text(data) else "binary data"
+        raise LoadError(path, f"named .pdf but is not a PDF (the content is {kind})")
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            _decrypt(path, reader, password)
+        page_count = len(reader.pages)
+        raw_pages = [_extract(reader, i) for i in range(page_count)]
+        outline = _outline_headings(reader)
+        title = _metadata_title(reader)
+    except LoadError:
+        raise
+    except FileNotDecryptedError:
+        raise LoadError(path, "encrypted PDF: a password is needed (ingest --password)") from None
+    except DependencyError as exc:
+        raise LoadError(path, f"cannot decrypt this PDF: {exc}") from None
+    except Exception as exc:
+        raise LoadError(path, f"corrupt or truncated PDF ({type(exc).__name__}: {_first_line(exc)})") from None
+
+    if page_count == 0:
+        raise LoadError(path, "PDF has no pages")
+    real_chars = sum(len("".join(text.split())) for text in raw_pages)
+    if real_chars < _MIN_CHARS_PER_PAGE * page_count:
+        raise LoadError(path, "no text layer (a scanned or image-only PDF); OCR is not supported")
+
+    pages_lines = _drop_running_lines([_lines(text) for text in raw_pages])
+    sections = _sections(pages_lines, outline)
+    return LoadedDocument(path=str(path), file_type="pdf", sections=sections, pages=page_count, title=title)
+
+
+def _decrypt(path: Path, reader: object, password: str | None) -> None:
+    from pypdf import PasswordType
+
+    if reader.decrypt("") != PasswordType.NOT_DECRYPTED:  # type: ignore[attr-defined]
+        return
+    if not password:
+        raise LoadError(path, "encrypted PDF: a password is needed (ingest --password)")
+    if reader.decrypt(password) == PasswordType.NOT_DECRYPTED:  # type: ignore[attr-defined]
+        raise LoadError(path, "encrypted PDF: the password given does not open it")
+
+
+def _extract(reader: object, index: int) -> str:
+    try:
+        return reader.pages[index].extract_text() or ""  # type: ignore[attr-defined]
+    except Exception:
+        # One damaged page does not sink the document; it just has no text.
+        return ""
+
+
+def _metadata_title(reader: object) -> str:
+    try:
+        meta = reader.metadata  # type: ignore[attr-defined]
+        return str(meta.title or "").strip() if meta else ""
+    except Exception:
+        return ""
+
+
+def _outline_headings(reader: object) -> list[_Heading]:
+    found: list[_Heading] = []
+
+    def walk(items: list[object], level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)  # type: ignore[attr-defined]
+                title = " ".join(str(item.title).split())  # type: ignore[attr-defined]
+            except Exception:
+                continue
+            if page is not None and page >= 0 and title:
+                found.append(_Heading(page, level, title))
+
+    try:
+        walk(reader.outline, 1)  # type: ignore[attr-defined]
+    except Exception:
+        return []
+    return found
+
+
+_LEADER_RUN = re.compile(r"(?:\s?\.){5,}")  # table-of-contents dot leaders: tokens with no meaning
+_SYMBOL_FONT_GLYPH = re.compile("[\uf000-\uf0ff]")  # Symbol/Wingdings bullets land in the private-use area
+
+
+def _lines(text: str) -> list[str]:
+    text = _SYMBOL_FONT_GLYPH.sub("•", text.replace("\r", "\n"))
+    text = _LEADER_RUN.sub(" … ", text)
+    return [line.strip() for line in text.split("\n")]
+
+
+def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    """Remove page headers and footers: short lines that recur near the edge of most pages."""
+    if len(pages) < 4:
+        return pages
+    edge = 3
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()))
+
+    counts: Counter[str] = Counter()
+    for lines in pages:
+        content = [ln for ln in lines if ln]
+        counts.update({key(ln) for ln in content[:edge] + content[-edge:] if len(ln) <= 100})
+    threshold = max(3, len(pages) // 2)
+    running = {k for k, n in counts.items() if n >= threshold}
+    running.add("#")  # a bare page number
+    cleaned = []
+    for lines in pages:
+        content = [ln for ln in lines if ln]
+        head, tail = content[:edge], content[-edge:]
+        drop = {id(x) for x in head + tail if key(x) in running}
+        cleaned.append([ln for ln in lines if not (ln and id(ln) in drop and key(ln) in running)])
+    return cleaned
+
+
+def _heading_level(line: str) -> tuple[int, str] | None:
+    """A numbered heading line's level, or None. Used only when the PDF has no outline."""
+    if len(line) > 100 or _DOT_LEADER.search(line):
+        return None
+    zh = _ZH_HEADING.match(line)
+    if zh:
+        return _ZH_LEVEL[zh.group("unit")], line
+    for pattern in (_EN_HEADING, _APPENDIX):
+        match = pattern.match(line)
+        if match and not _SENTENCE_END.search(line.rstrip()) and not line.rstrip().endswith(","):
+            title = match.group("title")
+            if sum(ch.isdigit() for ch in title) > len(title) // 3:
+                return None
+            return match.group("num").count(".") + 1 if pattern is _EN_HEADING else 1, line
+    return None
+
+
+def _sections(pages: list[list[str]], outline: list[_Heading]) -> tuple[Section, ...]:
+    by_page: dict[int, list[_Heading]] = {}
+    for heading in outline:
+        by_page.setdefault(heading.page, []).append(heading)
+    path: list[tuple[int, str]] = []
+    sections: list[Section] = []
+
+    def push(level: int, title: str) -> None:
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, title))
+
+    def flush(lines: list[str], page: int) -> None:
+        text = _join_lines(lines)
+        if text:
+            sections.append(Section(text=text, page=page, heading_path=tuple(t for _, t in path)))
+        lines.clear()
+
+    for index, lines in enumerate(pages):
+        pending = list(by_page.get(index, []))
+        current: list[str] = []
+        for line in lines:
+            if outline:
+                hit = _match_outline(line, pending)
+                if hit is not None:
+                    flush(current, index + 1)
+                    push(hit.level, hit.title)
+                    pending.remove(hit)
+            else:
+                level = _heading_level(line)
+                if level is not None:
+                    flush(current, index + 1)
+                    push(level[0], " ".join(level[1].split()))
+            current.append(line)
+        # Outline entries whose title was not found in the text start at the page's end.
+        for heading in pending:
+            flush(current, index + 1)
+            push(heading.level, heading.title)
+        flush(current, index + 1)
+    return tuple(sections)
+
+
+def _match_outline(line: str, pending: list[_Heading]) -> _Heading | None:
+    if not line:
+        return None
+    norm = _squash(line)
+    for heading in pending:
+        title = _squash(heading.title)
+        if title and (norm == title or (norm.startswith(title) and len(norm) - len(title) < 8)):
+            return heading
+    return None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s.]+", "", text).lower()
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Re-join pypdf's visual lines: no space between CJK, one elsewhere; keep real breaks."""
+    out: list[str] = []
+    previous = ""
+    for line in lines:
+        if not line:
+            if out and out[-1] != "\n\n":
+                out.append("\n\n")
+            previous = ""
+            continue
+        if previous:
+            if _CJK_END.search(previous) and _CJK_START.search(line) and not _LIST_START.match(line):
+                out.append("")
+            elif _SENTENCE_END.search(previous) or _LIST_START.match(line) or _heading_level(previous):
+                out.append("\n")
+            else:
+                out.append(" ")
+        out.append(line)
+        previous = line
+    return "".join(out).strip()
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:4096]
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no detail"

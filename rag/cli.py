@@ -1,0 +1,244 @@
+"""The `rag` command. Thin: settings in, library calls, a table or --json out.
+
+Exit codes: 0 ok, 1 error, 2 bad usage or settings, 3 some files failed to ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rag.config import Settings, load_settings
+from rag.errors import ConfigError, ModelLoadError, RagError
+
+app = typer.Typer(
+    name="rag",
+    help="Knowledge-base Q&A: ingest documents, search them, ask questions with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+docs_app = typer.Typer(help="List or delete the documents of a knowledge base.", invoke_without_command=True)
+app.add_typer(docs_app, name="docs")
+
+# soft_wrap: a reason or a path is one line even when piped (no wrapping at 80 columns).
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+CollectionOption = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Knowledge base (default: the configured one).")
+]
+
+
+class _State:
+    config: Path | None = None
+
+
+_state = _State()
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML settings profile (also RAG_CONFIG).", show_default=False)
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    _state.config = config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings() -> Settings:
+    return load_settings(_state.config)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """One place that turns our errors into a one-line message and an exit code."""
+    try:
+        yield
+    except (ConfigError, ModelLoadError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except RagError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+# -- ingest -------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively).")],
+    collection: CollectionOption = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove documents under these paths whose files are gone.")
+    ] = False,
+    password: Annotated[
+        str | None, typer.Option("--password", help="Password for encrypted PDFs.", envvar="RAG_PDF_PASSWORD")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest PDF, Markdown, text, HTML and DOCX files; unchanged files are skipped."""
+    from ingest import Ingestor
+    from ingest.pipeline import FileOutcome
+
+    with _errors():
+        settings = _settings()
+        ingestor = Ingestor(settings)
+        ingestor.warm_up()
+        _warn_if_slow(ingestor.embedder)
+        progress = _progress(enabled=not as_json and err.is_terminal)
+        with progress:
+            task = progress.add_task("ingesting", total=None)
+
+            def on_plan(total: int) -> None:
+                progress.update(task, total=total)
+
+            def on_file(outcome: FileOutcome) -> None:
+                progress.update(task, advance=1, description=Path(outcome.path).name[:40])
+                if outcome.status == "failed" and not as_json:
+                    progress.console.print(f"[red]failed[/] {outcome.path}: {outcome.reason}", highlight=False)
+
+            report = ingestor.run(
+                paths, collection=collection, prune=prune, pdf_password=password, on_plan=on_plan, on_file=on_file
+            )
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        files = report.to_dict()["files"]
+        if report.recovered:
+            out.print(f"repaired {len(report.recovered)} document(s) left half-written by an interrupted run")
+        out.print(
+            f"[bold]{report.collection}[/]: {files['ok']} ingested "
+            f"({files['added']} new, {files['replaced']} replaced), {files['unchanged']} unchanged, "
+            f"{files['failed']} failed, {files['pruned']} pruned"
+            + (f", {files['ignored']} ignored (unsupported type)" if files["ignored"] else "")
+            + f"; {report.pages} pages, {report.chunks} chunks in {report.seconds:.1f}s"
+            f" (embedding {report.embed_seconds:.1f}s)",
+            highlight=False,
+        )
+    raise typer.Exit(report.exit_code)
+
+
+def _progress(*, enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def _warn_if_slow(embedder: Any) -> None:
+    """Say plainly when a GPU-sized model is about to run on the CPU."""
+    device = getattr(embedder, "device", "")
+    count = getattr(embedder, "parameter_count", 0)
+    if device == "cpu" and count > 150_000_000:
+        err.print(
+            f"[yellow]note:[/] {embedder.model_name} ({count / 1e6:.0f}M parameters) is running on the CPU: "
+            f"expect roughly 150 tokens/s (a 500k-token manual set takes about an hour). "
+            f"Use a GPU, a served embedder, or configs/offline.yaml for a small model.",
+            highlight=False,
+        )
+
+
+# -- docs ---------------------------------------------------------------------------------
+@docs_app.callback()
+def docs(ctx: typer.Context, collection: CollectionOption = None, as_json: JsonOption = False) -> None:
+    """List the documents of a knowledge base with their chunk counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rag.store import VectorStore
+
+    with _errors():
+        settings = _settings()
+        kb = VectorStore(settings).open(collection or settings.collection)
+        records = kb.documents()
+    if as_json:
+        _emit_json([{**r.__dict__, "visible": r.visible} for r in records])
+        return
+    table = Table(title=f"{kb.name}: {len(records)} documents, {sum(r.chunks for r in records)} chunks")
+    for column in ("doc id", "source", "type", "pages", "chunks", "ingested"):
+        table.add_column(column)
+    for r in records:
+        state = "" if not r.pending_version else " (interrupted)"
+        table.add_row(r.doc_id, r.source + state, r.file_type, str(r.pages or ""), str(r.chunks), r.ingested_at)
+    out.print(table)
+
+
+@docs_app.command("delete")
+def docs_delete(
+    doc: Annotated[str, typer.Argument(help="Document id or source path.")],
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove one document and its chunks."""
+    from ingest.manifest import delete_document
+    from rag.store import VectorStore
+
+    with _errors():
+        settings = _settings()
+        kb = VectorStore(settings).open(collection or settings.collection)
+        wanted = str(Path(doc).expanduser().resolve()) if Path(doc).exists() else doc
+        matches = [r for r in kb.documents() if doc in (r.doc_id, r.source) or r.source == wanted]
+        if not matches:
+            raise ConfigError(f"no document {doc!r} in {kb.name!r}")
+        for record in matches:
+            delete_document(kb, record)
+    if as_json:
+        _emit_json({"deleted": [r.doc_id for r in matches]})
+    else:
+        for r in matches:
+            out.print(f"deleted {r.doc_id} {r.source} ({r.chunks} chunks)", highlight=False)
+
+
+@app.command()
+def collections(as_json: JsonOption = False) -> None:
+    """List the knowledge bases in the store."""
+    from rag.store import VectorStore
+
+    with _errors():
+        store = VectorStore(_settings())
+        names = store.list_knowledge_bases()
+        rows = []
+        for name in names:
+            kb = store.open(name)
+            rows.append(
+                {"name": name, "documents": len(kb.documents()), "chunks": kb.count(), "model": kb.embedding_model}
+            )
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title=f"knowledge bases in {store.location}")
+    for column in ("name", "documents", "chunks", "embedding model"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], str(row["documents"]), str(row["chunks"]), row["model"])
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
+    return app(args=argv)  # type: ignore[no-any-return]

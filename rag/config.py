@@ -1,0 +1,152 @@
+"""Settings: YAML profiles in configs/, every key overridable from the environment.
+
+Precedence, highest first: explicit overrides passed to `load_settings` > environment
+(`RAG_EMBEDDING__MODEL=...`, `RAG_DATA_DIR=...`) > the YAML file (`--config FILE` or
+`RAG_CONFIG`) > the defaults below. Only `rag.cli` (and later the API factory) call
+`load_settings()`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
+
+from rag.errors import ConfigError
+
+ENV_PREFIX = "RAG_"
+CONFIG_ENV_VAR = "RAG_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChromaSettings(_Section):
+    # None: an embedded PersistentClient under data_dir/chroma. A URL: a Chroma server.
+    url: str | None = None
+    # HNSW search breadth; Chroma applies it only when a collection is created.
+    ef_search: int = Field(default=128, ge=10)
+    ef_construction: int = Field(default=128, ge=10)
+
+
+class EmbeddingSettings(_Section):
+    backend: Literal["sentence-transformers"] = "sentence-transformers"
+    model: str = "Qwen/Qwen3-Embedding-0.6B"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    batch_size: int = Field(default=16, ge=1)
+    # Task for queries, rendered as "Instruct: {task}\nQuery:". None: the model's own "query" prompt.
+    query_instruction: str | None = None
+    # Cap on tokens the model reads per text; None keeps the model's own limit.
+    max_seq_length: int | None = Field(default=None, ge=8)
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(default=400, ge=16)
+    overlap_tokens: int = Field(default=48, ge=0)
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_max(cls, value: int, info: Any) -> int:
+        max_tokens = info.data.get("max_tokens")
+        if max_tokens is not None and value >= max_tokens:
+            raise ValueError(f"overlap_tokens ({value}) must be below max_tokens ({max_tokens})")
+        return value
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(default=200, gt=0)
+    # Tried on encrypted PDFs after the empty password.
+    pdf_password: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path(".rag")
+    collection: str = "default"
+    chroma: ChromaSettings = ChromaSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of os.environ (tests inject one)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from a YAML profile, the environment and explicit overrides."""
+    env = dict(os.environ if environ is None else environ)
+    path = config_file if config_file is not None else env.get(CONFIG_ENV_VAR)
+    file_values = _read_yaml(Path(path)) if path else {}
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                _MappingEnvSource(settings_cls, env),
+                InitSettingsSource(settings_cls, file_values),
+            )
+
+    try:
+        loaded = _Loaded(**overrides)
+    except ValidationError as exc:
+        where = f" (config file {path})" if path else ""
+        raise ConfigError(f"invalid settings{where}: {_summarise(exc)}") from None
+    # Hand back the plain Settings type: the subclass exists only to carry the sources.
+    return Settings.model_construct(**dict(loaded))
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)

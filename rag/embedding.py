@@ -1,0 +1,180 @@
+"""Text -> vectors. Documents are embedded as they are; queries with the model's query prompt.
+
+The model folder describes itself (sentence-transformers' config: prompts, pooling, max length),
+so Qwen3-Embedding's recipe (the "Instruct: ...\\nQuery:" prompt, last-token pooling over left
+padding, L2 normalisation, the appended <|endoftext|>) comes from its own files, not from code
+here. This module only picks the prompt and the device, and refuses to embed queries of an
+instruction model without an instruction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag._models import (
+    preferred_dtype,
+    quiet_model_loading,
+    require_torch,
+    resolve_device,
+    resolve_model_path,
+)
+from rag.config import EmbeddingSettings
+from rag.errors import ConfigError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+
+def instruction_prompt(task: str) -> str:
+    """Qwen3-Embedding's query format (the query text follows directly after 'Query:')."""
+    return f"Instruct: {task}\nQuery:"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Most content tokens one text may have (specials excluded) before the model truncates."""
+        ...
+
+    def warm_up(self) -> None: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model in-process (Qwen3-Embedding, all-MiniLM-L6-v2, ...)."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        self.settings = settings
+        self.model_name = settings.model
+        self._model: Any = None
+        self._query_prompt = ""
+        self._document_prompt = ""
+        self.device = ""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        require_torch()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelLoadError(f"sentence-transformers is not installed ({exc})") from None
+        quiet_model_loading()
+        path = resolve_model_path(self.settings.model, kind="embedding")
+        device = resolve_device(self.settings.device)
+        try:
+            model = SentenceTransformer(
+                path,
+                device=device,
+                trust_remote_code=False,
+                model_kwargs={"dtype": preferred_dtype(device)},
+            )
+        except Exception as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"cannot load embedding model {self.settings.model!r}: {first_line}") from exc
+        if self.settings.max_seq_length is not None:
+            model.max_seq_length = self.settings.max_seq_length
+        self._query_prompt = self._pick_query_prompt(model)
+        self._document_prompt = model.prompts.get("document", "") or ""
+        self._model = model
+        self.device = device
+        log.info("embedding model %s on %s (dim %d)", self.model_name, device, self.dimension)
+
+    def close(self) -> None:
+        self._model = None
+
+    def _pick_query_prompt(self, model: Any) -> str:
+        if self.settings.query_instruction:
+            return instruction_prompt(self.settings.query_instruction)
+        declared = model.prompts.get("query", "")
+        if declared:
+            return str(declared)
+        if _uses_last_token_pooling(model):
+            raise ConfigError(
+                f"embedding model {self.settings.model!r} pools the last token (an instruction "
+                f"embedder) but declares no 'query' prompt: set embedding.query_instruction"
+            )
+        return ""  # a symmetric model (all-MiniLM-L6-v2 and the like): queries are plain text
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self.warm_up()
+        return self._model
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ModelLoadError(f"embedding model {self.model_name!r} does not state its dimension")
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        specials = len(self.model.tokenizer("", add_special_tokens=True)["input_ids"])
+        return int(self.model.max_seq_length) - specials
+
+    @property
+    def query_prompt(self) -> str:
+        self.model  # noqa: B018 - loads the model, which decides the prompt
+        return self._query_prompt
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    def count_tokens(self, text: str) -> int:
+        # The fast tokenizer's core: no special tokens, no over-length warnings.
+        return len(self.model.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+
+    # -- work -----------------------------------------------------------------------------
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(list(texts), self._document_prompt)
+
+    def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray:
+        prompt = instruction_prompt(instruction) if instruction else self.query_prompt
+        return self._encode([text], prompt)[0]
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        torch = require_torch()
+        with torch.inference_mode():
+            vectors = self.model.encode(
+                texts,
+                prompt=prompt or None,
+                batch_size=self.settings.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _uses_last_token_pooling(model: Any) -> bool:
+    for module in model:
+        if type(module).__name__ == "Pooling":
+            return bool(getattr(module, "pooling_mode_lasttoken", False))
+    return False
+
+
+def build_embedder(settings: EmbeddingSettings) -> Embedder:
+    if settings.backend == "sentence-transformers":
+        return SentenceTransformerEmbedder(settings)
+    raise ConfigError(f"unknown embedding backend {settings.backend!r}")

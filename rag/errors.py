@@ -1,0 +1,64 @@
+"""One exception family for the whole product.
+
+    RagError
+    ├── ConfigError          settings that cannot work (bad file, bad value, unknown collection)
+    ├── ModelLoadError       a model that cannot be loaded here (missing weights, offline hub)
+    ├── LoadError            one input file that cannot be turned into text; carries the path
+    ├── StoreError           the vector store refused or is unreachable
+    └── BackendError         a served backend (reranker, generator) misbehaved
+        ├── BackendUnavailable
+        ├── BackendTimeout
+        └── BadBackendResponse
+
+Callers catch the family they can act on; the CLI and the API map each to one exit code or
+HTTP status in one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RagError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(RagError):
+    pass
+
+
+class ModelLoadError(RagError):
+    pass
+
+
+class LoadError(RagError):
+    """A file that cannot be ingested. `reason` is one line meant for the user."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[LoadError], tuple[str, str]]:
+        # Crosses process boundaries (the parse worker returns it): rebuild from both fields.
+        return (LoadError, (self.path, self.reason))
+
+
+class StoreError(RagError):
+    pass
+
+
+class BackendError(RagError):
+    pass
+
+
+class BackendUnavailable(BackendError):
+    pass
+
+
+class BackendTimeout(BackendError):
+    pass
+
+
+class BadBackendResponse(BackendError):
+    pass

@@ -1,0 +1,316 @@
+"""Chroma: one collection per knowledge base, plus a small manifest collection beside it.
+
+The manifest (one record per source document) lives in Chroma too, so the embedded store and
+a Chroma server behave the same and several API workers share it. It is also what makes
+writes safe: a document's chunks are visible to queries only when their `version` equals the
+version its manifest record names, and a record is one atomic upsert. A write in flight, or
+one killed half-way, is therefore never seen (see ingest.pipeline for the protocol).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import ConfigError, StoreError
+from rag.types import Chunk, DocumentRecord, Hit
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+    from rag.config import Settings
+
+MANIFEST_SUFFIX = "__manifest"
+_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{1,60})[A-Za-z0-9]$")
+_MANIFEST_VECTOR = [1.0]  # Chroma wants a vector per record; the manifest is never searched
+_PAGE = 1000  # records per get() when reading a whole collection
+_MAX_BATCH = 5000  # Chroma refuses writes of more than 5461 records
+
+
+def validate_collection_name(name: str) -> str:
+    if not _NAME_RE.match(name) or name.endswith(MANIFEST_SUFFIX):
+        raise ConfigError(
+            f"invalid collection name {name!r}: use 3-62 letters, digits, '-' or '_', "
+            f"starting and ending with a letter or digit, not ending in {MANIFEST_SUFFIX!r}"
+        )
+    return name
+
+
+class VectorStore:
+    """Opens knowledge bases in an embedded Chroma under data_dir, or on a Chroma server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: ClientAPI | None = None
+
+    @property
+    def location(self) -> str:
+        return self._settings.chroma.url or str(self._settings.data_dir / "chroma")
+
+    def client(self) -> ClientAPI:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> ClientAPI:
+        import chromadb
+        from chromadb.config import Settings as ChromaClientSettings
+
+        # A fresh Settings per client: Chroma keys shared state on it.
+        chroma_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=False)
+        url = self._settings.chroma.url
+        try:
+            if url:
+                parsed = urlparse(url)
+                if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                    raise ConfigError(f"chroma.url must look like http://host:port, got {url!r}")
+                port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+                return chromadb.HttpClient(
+                    host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=chroma_settings
+                )
+            path = self._settings.data_dir / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open the Chroma store at {self.location}: {exc}") from exc
+
+    def list_knowledge_bases(self) -> list[str]:
+        names = {c.name if hasattr(c, "name") else str(c) for c in self.client().list_collections()}
+        return sorted(n for n in names if f"{n}{MANIFEST_SUFFIX}" in names)
+
+    def open(
+        self,
+        name: str,
+        *,
+        embedding_model: str | None = None,
+        dimension: int | None = None,
+        create: bool = False,
+    ) -> KnowledgeBase:
+        """Open a knowledge base; with create=True make it if missing (model and dimension required).
+
+        When a model is given, it must be the one the collection was built with: vectors of two
+        models never share a collection.
+        """
+        validate_collection_name(name)
+        client = self.client()
+        try:
+            if create:
+                if embedding_model is None or dimension is None:
+                    raise ValueError("creating a collection needs the embedding model and its dimension")
+                hnsw = {
+                    "space": "cosine",
+                    "ef_search": self._settings.chroma.ef_search,
+                    "ef_construction": self._settings.chroma.ef_construction,
+                }
+                chunks = client.get_or_create_collection(
+                    name,
+                    embedding_function=None,
+                    configuration={"hnsw": hnsw},  # type: ignore[arg-type,typeddict-item]
+                    metadata={"embedding_model": embedding_model, "embedding_dim": dimension},
+                )
+                manifest = client.get_or_create_collection(name + MANIFEST_SUFFIX, embedding_function=None)
+            else:
+                chunks = client.get_collection(name, embedding_function=None)
+                manifest = client.get_collection(name + MANIFEST_SUFFIX, embedding_function=None)
+        except ValueError:
+            raise
+        except Exception as exc:
+            message = str(exc).lower()
+            if not create and ("does not exist" in message or "not found" in message):
+                raise ConfigError(f"no knowledge base named {name!r} in {self.location}") from None
+            raise StoreError(f"cannot open collection {name!r} at {self.location}: {exc}") from exc
+        kb = KnowledgeBase(name, chunks, manifest)
+        if embedding_model is not None:
+            kb.check_model(embedding_model, dimension)
+        return kb
+
+    def drop(self, name: str) -> None:
+        validate_collection_name(name)
+        client = self.client()
+        for collection in (name, name + MANIFEST_SUFFIX):
+            try:
+                client.delete_collection(collection)
+            except Exception as exc:
+                if "does not exist" not in str(exc).lower():
+                    raise StoreError(f"cannot delete collection {collection!r}: {exc}") from exc
+
+
+class KnowledgeBase:
+    """One knowledge base: its chunk collection and its document manifest."""
+
+    def __init__(self, name: str, chunks: Collection, manifest: Collection) -> None:
+        self.name = name
+        self._chunks = chunks
+        self._manifest = manifest
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def embedding_model(self) -> str:
+        return str((self._chunks.metadata or {}).get("embedding_model", ""))
+
+    @property
+    def dimension(self) -> int | None:
+        dim = (self._chunks.metadata or {}).get("embedding_dim")
+        return int(dim) if dim is not None else None
+
+    def check_model(self, model: str, dimension: int | None) -> None:
+        if (self.embedding_model and self.embedding_model != model) or (
+            dimension is not None and self.dimension is not None and dimension != self.dimension
+        ):
+            raise ConfigError(
+                f"collection {self.name!r} holds vectors of {self.embedding_model!r} (dim {self.dimension}); "
+                f"the configured embedder is {model!r} (dim {dimension}). Use another collection "
+                f"or delete this one and ingest again."
+            )
+
+    # -- manifest -------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRecord]:
+        records = [_record_from_meta(doc_id, meta) for doc_id, meta in self._iter_manifest()]
+        return sorted(records, key=lambda r: r.source)
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        got = self._call(self._manifest.get, ids=[doc_id], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        return _record_from_meta(got["ids"][0], (got["metadatas"] or [{}])[0])
+
+    def put_document(self, record: DocumentRecord) -> None:
+        meta = asdict(record)
+        doc_id = meta.pop("doc_id")
+        self._call(self._manifest.upsert, ids=[doc_id], embeddings=[_MANIFEST_VECTOR], metadatas=[meta])
+
+    def remove_document_record(self, doc_id: str) -> None:
+        self._call(self._manifest.delete, ids=[doc_id])
+
+    def _iter_manifest(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        offset = 0
+        while True:
+            got = self._call(self._manifest.get, include=["metadatas"], limit=_PAGE, offset=offset)
+            for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                yield doc_id, dict(meta)
+            if len(got["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    # -- chunks ---------------------------------------------------------------------------
+    def upsert_chunks(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+        if self.dimension is not None and len(chunks) and embeddings.shape[1] != self.dimension:
+            raise StoreError(f"embedding dimension {embeddings.shape[1]} != collection's {self.dimension}")
+        step = _MAX_BATCH
+        for start in range(0, len(chunks), step):
+            part = chunks[start : start + step]
+            self._call(
+                self._chunks.upsert,
+                ids=[c.id for c in part],
+                embeddings=embeddings[start : start + step].astype(np.float32),
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
+
+    def delete_chunks(self, doc_id: str, *, keep_version: str | None = None) -> None:
+        """Delete a document's chunks, all of them or all but one version's."""
+        where: dict[str, Any] = {"doc_id": doc_id}
+        if keep_version:
+            where = {"$and": [{"doc_id": doc_id}, {"version": {"$ne": keep_version}}]}
+        self._call(self._chunks.delete, where=where)
+
+    def chunk_ids(self, doc_id: str | None = None) -> list[str]:
+        where = {"doc_id": doc_id} if doc_id else None
+        ids: list[str] = []
+        offset = 0
+        while True:
+            got = self._call(self._chunks.get, where=where, include=[], limit=_PAGE, offset=offset)
+            ids.extend(got["ids"])
+            if len(got["ids"]) < _PAGE:
+                return sorted(ids)
+            offset += _PAGE
+
+    def count(self) -> int:
+        return int(self._call(self._chunks.count))
+
+    def export(self) -> dict[str, tuple[np.ndarray, dict[str, Any], str]]:
+        """Every chunk as id -> (vector, metadata, text): for comparing two states of an index."""
+        out: dict[str, tuple[np.ndarray, dict[str, Any], str]] = {}
+        offset = 0
+        while True:
+            got = self._call(
+                self._chunks.get, include=["embeddings", "metadatas", "documents"], limit=_PAGE, offset=offset
+            )
+            for i, chunk_id in enumerate(got["ids"]):
+                out[chunk_id] = (
+                    np.asarray(got["embeddings"][i], dtype=np.float32),  # type: ignore[index]
+                    dict(got["metadatas"][i]),  # type: ignore[index]
+                    got["documents"][i],  # type: ignore[index]
+                )
+            if len(got["ids"]) < _PAGE:
+                return out
+            offset += _PAGE
+
+    def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        """Top-k visible chunks by cosine similarity.
+
+        Chunks of a version the manifest does not name (a write in flight, or left by a killed
+        run) are dropped, and the search widened so that k visible hits come back when they exist.
+        """
+        total = self.count()
+        if total == 0 or k <= 0:
+            return []
+        want = min(k, total)
+        while True:
+            got = self._call(
+                self._chunks.query,
+                query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+                n_results=want,
+                where=where,
+                include=["metadatas", "documents", "distances"],
+            )
+            ids = got["ids"][0]
+            metas = [dict(m) for m in (got["metadatas"] or [[]])[0]]
+            texts = (got["documents"] or [[]])[0]
+            distances = (got["distances"] or [[]])[0]
+            committed = self._committed_versions({m.get("doc_id", "") for m in metas})
+            keep = [i for i, m in enumerate(metas) if committed.get(m.get("doc_id", "")) == m.get("version")]
+            hidden = len(ids) - len(keep)
+            if len(keep) >= k or hidden == 0 or want >= total:
+                break
+            want = min(total, want + 2 * hidden + k)
+        return [
+            Hit(chunk_id=ids[i], text=texts[i] or "", score=1.0 - float(distances[i]), rank=rank, metadata=metas[i])
+            for rank, i in enumerate(keep[:k], start=1)
+        ]
+
+    def _committed_versions(self, doc_ids: set[str]) -> dict[str, str]:
+        if not doc_ids:
+            return {}
+        got = self._call(self._manifest.get, ids=sorted(doc_ids), include=["metadatas"])
+        return {
+            doc_id: str(meta.get("version", ""))
+            for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
+        }
+
+    @staticmethod
+    def _call(fn: Any, /, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except (ValueError, TypeError):
+            raise
+        except Exception as exc:
+            raise StoreError(f"Chroma {getattr(fn, '__name__', 'call')} failed: {exc}") from exc
+
+
+_RECORD_FIELDS = {f.name for f in fields(DocumentRecord)}
+
+
+def _record_from_meta(doc_id: str, meta: dict[str, Any]) -> DocumentRecord:
+    values = {k: v for k, v in meta.items() if k in _RECORD_FIELDS}
+    return DocumentRecord(doc_id=doc_id, **values)

@@ -1,0 +1,113 @@
+"""Frozen value types passed between stages. Dicts appear only at the JSON and Chroma edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text from one place in a document: one PDF page, or the body under one heading."""
+
+    text: str
+    page: int | None = None  # 1-based; None for formats without pages
+    heading_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    path: str
+    file_type: str  # pdf | markdown | text | html | docx
+    sections: tuple[Section, ...]
+    pages: int = 0  # PDF page count (0 for formats without pages)
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One embeddable piece of a document, with everything needed to cite it."""
+
+    id: str
+    text: str
+    doc_id: str
+    version: str  # the source file's content hash: chunks of one version replace another's
+    source: str
+    file_type: str
+    chunk_index: int
+    char_start: int  # span in the document's normalised text
+    char_end: int
+    pages: tuple[int, ...] = ()
+    heading_path: tuple[str, ...] = ()
+    content_hash: str = ""
+    ingested_at: str = ""
+
+    @property
+    def page(self) -> int | None:
+        return self.pages[0] if self.pages else None
+
+    def metadata(self) -> dict[str, Any]:
+        """The flat metadata Chroma stores beside the vector."""
+        meta: dict[str, Any] = {
+            "doc_id": self.doc_id,
+            "version": self.version,
+            "source": self.source,
+            "file_name": self.source.replace("\\", "/").rsplit("/", 1)[-1],
+            "file_type": self.file_type,
+            "chunk_index": self.chunk_index,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "heading": " > ".join(self.heading_path),
+            "content_hash": self.content_hash,
+            "ingested_at": self.ingested_at,
+        }
+        if self.pages:
+            meta["page"] = self.pages[0]
+            meta["page_end"] = self.pages[-1]
+            meta["pages"] = list(self.pages)
+        return meta
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """The manifest's entry for one source file.
+
+    `version` names the chunk set queries may see; `pending_version` is a write in flight
+    (set before chunks are written, cleared once they are committed or cleaned up).
+    """
+
+    doc_id: str
+    source: str
+    file_type: str
+    size: int
+    sha256: str
+    version: str = ""
+    pending_version: str = ""
+    chunks: int = 0
+    pages: int = 0
+    title: str = ""
+    ingested_at: str = ""
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.version)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk returned by recall, with its rank (1-based) and cosine similarity."""
+
+    chunk_id: str
+    text: str
+    score: float
+    rank: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata.get("source", ""))
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return int(page) if page is not None else None
