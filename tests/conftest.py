@@ -1,0 +1,144 @@
+"""Shared fixtures. Real parts throughout: real PDFs, real Chroma, real models (MiniLM) and
+tiny random-weight Qwen3 stand-ins built once per session with the real Qwen3 tokenizer."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings, load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+OFFLINE_PROFILE = PROJECT / "configs" / "offline.yaml"
+# Read before the autouse fixture clears RAG_* variables.
+_SHARED_ENV = os.environ.get("RAG_SHARED_DIR")
+
+
+def shared_dir() -> Path | None:
+    for candidate in (_SHARED_ENV, PROJECT.parent / "shared"):
+        if candidate and (Path(candidate) / "corpus").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    found = shared_dir()
+    if found is None:
+        pytest.skip("test data ../shared (or RAG_SHARED_DIR) is absent")
+    return found
+
+
+@pytest.fixture(scope="session")
+def corpus(shared: Path) -> Path:
+    return shared / "corpus"
+
+
+def offline_settings(data_dir: Path, **environ: str) -> Settings:
+    return load_settings(OFFLINE_PROFILE, environ={"RAG_DATA_DIR": str(data_dir), **environ})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return offline_settings(tmp_path / "index")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 (packaged on PyPI), loaded once."""
+    from rag.embedding import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(load_settings(OFFLINE_PROFILE, environ={}).embedding)
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from rag.tiny_models import build_all
+
+    return build_all(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_models: dict[str, Path]):
+    from rag.embedding import SentenceTransformerEmbedder
+
+    settings = load_settings(
+        environ={"RAG_EMBEDDING__MODEL": str(tiny_models["embedding"]), "RAG_EMBEDDING__DEVICE": "cpu"}
+    )
+    embedder = SentenceTransformerEmbedder(settings.embedding)
+    embedder.warm_up()
+    return embedder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real `chroma run` on 127.0.0.1, stopped at the end of the test."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    log = (tmp_path / "chroma.log").open("wb")
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    try:
+        wait_for_port(port, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`rag ...` as a user runs it: a real subprocess."""
+    rag = Path(sys.executable).with_name("rag")
+    return subprocess.run(
+        [str(rag), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT,
+    )
