@@ -37,6 +37,7 @@ SEPARATORS = [
 SECTION_JOINER = "\n\n"
 # Bumped when chunking output changes, so re-ingesting re-chunks unchanged files.
 CHUNKER_VERSION = "1"
+_MIN_PIECE_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,28 @@ class Chunker:
             strip_whitespace=True,
         )
         out: list[tuple[int, str]] = []
-        cursor = 0
+        previous_end = 0
         for piece in splitter.split_text(text):
-            found = text.find(piece, cursor)
-            if found < 0:  # not expected: pieces are substrings; fall back to the last position
-                found = text.find(piece)
-            out.append((max(found, 0), piece))
-            cursor = max(found, 0) + 1
+            start = self._locate(text, piece, after=out[-1][0] if out else -1, previous_end=previous_end)
+            end = start + len(piece)
+            if out and self._count(piece) < _MIN_PIECE_TOKENS:
+                # A scrap (a stray list number, a page's last word): fold it into its neighbour.
+                merged = text[out[-1][0] : end]
+                if self._count(merged) <= size:
+                    out[-1] = (out[-1][0], merged)
+                    previous_end = end
+                    continue
+            out.append((start, piece))
+            previous_end = end
         return out
+
+    @staticmethod
+    def _locate(text: str, piece: str, *, after: int, previous_end: int) -> int:
+        """Where the splitter took `piece` from: the first place past the previous piece's start
+        at which it also reaches past the previous piece's end (pieces overlap, never go back)."""
+        found = text.find(piece, after + 1)
+        while found >= 0 and found + len(piece) <= previous_end:
+            found = text.find(piece, found + 1)
+        if found < 0:  # not expected (pieces are substrings); keep order rather than fail
+            return max(after + 1, 0)
+        return found

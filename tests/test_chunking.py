@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class TestChunkerOnRealPdfs:
         _, chunks = nist
         overlapping = [
             (a, b)
-            for a, b in zip(chunks, chunks[1:], strict=False)
+            for a, b in itertools.pairwise(chunks)
             if a.heading_path == b.heading_path and b.char_start < a.char_end
         ]
         assert len(overlapping) >= 10

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class TestPdf:
         cjk = re.compile(r"[\u4e00-\u9fff，、；。]")
         joins = [
             a[-3:] + b[:3]
-            for a, b in zip(lines, lines[1:], strict=False)
+            for a, b in itertools.pairwise(lines)
             if a and b and cjk.match(a[-1]) and cjk.match(b[0]) and not b.startswith("第")
         ]
         assert len(joins) >= 5
