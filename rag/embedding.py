@@ -90,6 +90,7 @@ class SentenceTransformerEmbedder:
             raise ModelLoadError(f"cannot load embedding model {self.settings.model!r}: {first_line}") from exc
         if self.settings.max_seq_length is not None:
             model.max_seq_length = self.settings.max_seq_length
+        _pin_plain_text(model)
         self._query_prompt = self._pick_query_prompt(model)
         self._document_prompt = model.prompts.get("document", "") or ""
         self._model = model
@@ -179,10 +180,27 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def _pin_plain_text(model: Any) -> None:
+    """Embed text as text, never through a chat template.
+
+    sentence-transformers 6 renders plain strings through the tokenizer's chat template whenever
+    the tokenizer has one (the "message" modality), and Qwen3 tokenizers do. Qwen3-Embedding was
+    trained on raw "Instruct: ...\nQuery:{q}<|endoftext|>" sequences; wrapping them in
+    <|im_start|>user ... <|im_end|> silently changes every vector.
+    """
+    for module in model:
+        modalities = getattr(module, "modality_config", None)
+        if isinstance(modalities, dict) and "message" in modalities and "text" in modalities:
+            del modalities["message"]
+
+
 def _uses_last_token_pooling(model: Any) -> bool:
     for module in model:
         if type(module).__name__ == "Pooling":
-            return bool(getattr(module, "pooling_mode_lasttoken", False))
+            # sentence-transformers 6 keeps the mode(s) in `pooling_mode`; 3-5 had boolean flags.
+            mode = getattr(module, "pooling_mode", None)
+            modes = mode if isinstance(mode, (list, tuple)) else [mode]
+            return "lasttoken" in modes or bool(getattr(module, "pooling_mode_lasttoken", False))
     return False
 
 
