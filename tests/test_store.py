@@ -76,7 +76,7 @@ class TestKnowledgeBase:
         assert kb.query(vectors(1, 1)[0], 5) == []
         kb.put_document(replace(record, version="v1", chunks=3))
         hits = kb.query(vectors(1, 1)[0], 5)
-        assert [h.chunk_id for h in hits][0] == "doc:v1:00000"
+        assert hits[0].chunk_id == "doc:v1:00000"
         assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].rank == 1
         assert hits[0].metadata["pages"] == [1, 2] and hits[0].metadata["heading"] == "1 Intro > 1.1 Scope"
         # A newer version half-written beside it (a killed run) stays hidden, and k is still filled.
