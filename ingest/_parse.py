@@ -6,7 +6,12 @@ with it, and a parser crash (or a file that kills the interpreter) fails that fi
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -18,6 +23,25 @@ from rag.errors import LoadError
 from rag.types import LoadedDocument
 
 ParseResult = LoadedDocument | LoadError
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: a parse worker must not outlive an ingest killed with SIGKILL."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0 and os.getppid() == parent:
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # where prctl is missing (not Linux): poll for the parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def parse_file(path: Path, pdf_password: str | None) -> ParseResult:
@@ -44,7 +68,7 @@ def parse_all(
         return
     # spawn, not fork: the parent may hold torch's thread pools, which do not survive a fork.
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
     queue: deque[tuple[Path, Future[ParseResult]]] = deque()
     todo = iter(paths)
     try:
@@ -65,7 +89,7 @@ def parse_all(
                 todo = iter([*(p for p, _ in queue), *todo])
                 queue.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
             yield path, result
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -291,6 +291,7 @@ class Ingestor:
             ingested_at=now,
         )
         previous = item.record
+        log.info("writing %d chunks of %s (version %s)", len(chunks), item.path, item.version)
         try:
             if previous is not None:
                 kb.put_document(replace(previous, pending_version=item.version))
@@ -300,6 +301,7 @@ class Ingestor:
             kb.put_document(record)
             kb.delete_chunks(item.doc_id, keep_version=item.version)
             kb.put_document(replace(record, pending_version=""))
+            log.info("committed %s", item.path)
         except (StoreError, RagError) as exc:
             return FileOutcome(str(item.path), "failed", f"store write failed: {exc}", item.doc_id)
         finally:
