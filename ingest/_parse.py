@@ -88,11 +88,11 @@ def parse_all(
                 # Everything queued behind it died with the pool: start again from there.
                 todo = iter([*(p for p, _ in queue), *todo])
                 queue.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=True, cancel_futures=True)
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
             yield path, result
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _submit(pool: ProcessPoolExecutor, path: Path, pdf_password: str | None) -> Future[ParseResult]:

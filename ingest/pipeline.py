@@ -226,7 +226,8 @@ class Ingestor:
             for outcome in missing:
                 finish(outcome)
             planned, work = self._plan(kb, files, finish)
-            parse_workers = 1 if len(work) > 1 else 0
+            # One file gains nothing from a worker; it would only pay the worker's start-up.
+            parse_workers = self.settings.ingest.parse_workers if len(work) > 1 else 0
             for path, parsed in parse_all([p.path for p in work], pdf_password=password, workers=parse_workers):
                 finish(self._ingest_one(kb, planned[path], parsed, report))
             if prune:
@@ -263,6 +264,8 @@ class Ingestor:
                 finish(FileOutcome(str(path), "unchanged", doc_id=doc_id, chunks=item.record.chunks))
             else:
                 work.append(item)
+        # Smallest first: the model starts on the first file sooner while the parser runs ahead.
+        work.sort(key=lambda item: item.size)
         return planned, work
 
     def _ingest_one(

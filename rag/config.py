@@ -65,6 +65,8 @@ class IngestSettings(_Section):
     max_file_mb: float = Field(default=200, gt=0)
     # Tried on encrypted PDFs after the empty password.
     pdf_password: SecretStr | None = None
+    # Processes parsing the next files while the model embeds (0: parse in the main process).
+    parse_workers: int = Field(default=1, ge=0, le=8)
 
 
 class Settings(BaseSettings):

@@ -142,3 +142,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         env={**os.environ, **(env or {})},
         cwd=PROJECT,
     )
+
+
+@pytest.fixture(scope="session")
+def corpus_index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The whole test corpus (en + zh + nasty) ingested once with the offline profile by the real
+    CLI, as a user would: returns the data dir and the --json report."""
+    import json
+
+    data_dir = tmp_path_factory.mktemp("corpus-index")
+    result = run_cli(
+        "ingest",
+        "--json",
+        str(corpus),
+        env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)},
+        timeout=900,
+    )
+    assert result.returncode == 3, result.stderr  # the nasty files fail, the rest succeed
+    assert "Traceback" not in result.stderr, result.stderr
+    return data_dir, json.loads(result.stdout)
