@@ -74,10 +74,10 @@ def parse_all(
     try:
         while True:
             while len(queue) < max(1, lookahead):
-                path = next(todo, None)
-                if path is None:
+                upcoming = next(todo, None)
+                if upcoming is None:
                     break
-                queue.append((path, _submit(pool, path, pdf_password)))
+                queue.append((upcoming, _submit(pool, upcoming, pdf_password)))
             if not queue:
                 return
             path, future = queue.popleft()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -202,7 +202,7 @@ def docs_delete(
     with _errors():
         settings = _settings()
         kb = VectorStore(settings).open(collection or settings.collection)
-        wanted = str(Path(doc).expanduser().resolve()) if Path(doc).exists() else doc
+        wanted = str(Path(doc).expanduser().resolve())  # a path, also of a file already deleted
         matches = [r for r in kb.documents() if doc in (r.doc_id, r.source) or r.source == wanted]
         if not matches:
             raise ConfigError(f"no document {doc!r} in {kb.name!r}")
@@ -223,7 +223,7 @@ def collections(as_json: JsonOption = False) -> None:
     with _errors():
         store = VectorStore(_settings())
         names = store.list_knowledge_bases()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in names:
             kb = store.open(name)
             rows.append(
@@ -240,5 +240,5 @@ def collections(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
-    return app(args=argv)  # type: ignore[no-any-return]
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv)

@@ -113,7 +113,7 @@ class VectorStore:
                 chunks = client.get_or_create_collection(
                     name,
                     embedding_function=None,
-                    configuration={"hnsw": hnsw},  # type: ignore[arg-type,typeddict-item]
+                    configuration={"hnsw": hnsw},  # type: ignore[arg-type]
                     metadata={"embedding_model": embedding_model, "embedding_dim": dimension},
                 )
                 manifest = client.get_or_create_collection(name + MANIFEST_SUFFIX, embedding_function=None)
@@ -248,9 +248,9 @@ class KnowledgeBase:
             )
             for i, chunk_id in enumerate(got["ids"]):
                 out[chunk_id] = (
-                    np.asarray(got["embeddings"][i], dtype=np.float32),  # type: ignore[index]
-                    dict(got["metadatas"][i]),  # type: ignore[index]
-                    got["documents"][i],  # type: ignore[index]
+                    np.asarray(got["embeddings"][i], dtype=np.float32),
+                    dict(got["metadatas"][i]),
+                    got["documents"][i],
                 )
             if len(got["ids"]) < _PAGE:
                 return out

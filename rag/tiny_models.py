@@ -63,7 +63,7 @@ def _config(vocab_size: int, *, layers: int, hidden: int, heads: int, kv_heads: 
 def build_embedding(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
     """A Qwen3-Embedding-shaped sentence-transformers folder: last-token pooling, query prompt."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer, models  # type: ignore[attr-defined]
     from transformers import Qwen3Model
 
     torch.manual_seed(seed)

@@ -32,8 +32,8 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         if not line:
             continue
         if line.startswith(_MARK):
-            _, level, heading = line.split(_MARK, 2)
-            blocks.append(Block(heading, level=int(level)))
+            _, depth, title = line.split(_MARK, 2)
+            blocks.append(Block(title, level=int(depth)))
         else:
             blocks.append(Block(line))
     return LoadedDocument(path=str(path), file_type="html", sections=sections_from_blocks(blocks), title=title)
