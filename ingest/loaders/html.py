@@ -32,8 +32,8 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         if not line:
             continue
         if line.startswith(_MARK):
-            _, depth, title = line.split(_MARK, 2)
-            blocks.append(Block(title, level=int(depth)))
+            _, depth, heading_text = line.split(_MARK, 2)
+            blocks.append(Block(heading_text, level=int(depth)))
         else:
             blocks.append(Block(line))
     return LoadedDocument(path=str(path), file_type="html", sections=sections_from_blocks(blocks), title=title)
