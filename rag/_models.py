@@ -109,3 +109,9 @@ def quiet_model_loading() -> None:
     except ImportError:
         return
     hf_logging.disable_progress_bar()
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a user: its first line, or its type when it has no text."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

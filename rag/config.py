@@ -61,6 +61,32 @@ class ChunkingSettings(_Section):
         return value
 
 
+class VllmRerankSettings(_Section):
+    url: str = "http://127.0.0.1:8001"
+    model: str = "Qwen/Qwen3-Reranker-0.6B"
+    endpoint: Literal["rerank", "score"] = "rerank"
+    # client: we render the Qwen3 template; server: vLLM was started with a score template.
+    template: Literal["client", "server"] = "client"
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    max_documents_per_request: int = Field(default=32, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
+class RerankSettings(_Section):
+    backend: Literal["local", "vllm", "cross-encoder", "none"] = "local"
+    model: str = "Qwen/Qwen3-Reranker-0.6B"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # The default task; a collection or a request may bring its own.
+    instruction: str = "Given a web search query, retrieve relevant passages that answer the query"
+    max_length: int = Field(default=8192, ge=64)
+    # Tokens per forward pass (batch size x longest sequence, after sorting by length).
+    batch_tokens: int = Field(default=16384, ge=256)
+    top_n: int = Field(default=5, ge=1)
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    vllm: VllmRerankSettings = VllmRerankSettings()
+
+
 class IngestSettings(_Section):
     max_file_mb: float = Field(default=200, gt=0)
     # Tried on encrypted PDFs after the empty password.
@@ -83,6 +109,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    rerank: RerankSettings = RerankSettings()
 
 
 class _MappingEnvSource(EnvSettingsSource):

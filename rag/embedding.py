@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from rag._models import (
+    first_line,
     preferred_dtype,
     quiet_model_loading,
     require_torch,
@@ -86,8 +87,7 @@ class SentenceTransformerEmbedder:
                 model_kwargs={"dtype": preferred_dtype(device)},
             )
         except Exception as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"cannot load embedding model {self.settings.model!r}: {first_line}") from exc
+            raise ModelLoadError(f"cannot load embedding model {self.settings.model!r}: {first_line(exc)}") from exc
         if self.settings.max_seq_length is not None:
             model.max_seq_length = self.settings.max_seq_length
         _pin_plain_text(model)

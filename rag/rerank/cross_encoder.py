@@ -1,0 +1,69 @@
+"""sentence-transformers CrossEncoder: classic rerankers (BGE, gte, ms-marco) and Qwen3-Reranker.
+
+For a causal-LM reranker (Qwen3-Reranker) CrossEncoder scores from the "yes"/"no" logits; its
+folder's chat template knows only system/user/assistant, so we hand it the Qwen3 reranker
+template for query/document messages (the instruction travels as the system message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rag._models import (
+    first_line,
+    preferred_dtype,
+    quiet_model_loading,
+    require_torch,
+    resolve_device,
+    resolve_model_path,
+)
+from rag.config import RerankSettings
+from rag.errors import ModelLoadError
+from rag.rerank import _template
+
+
+class CrossEncoderReranker:
+    name = "cross-encoder"
+
+    def __init__(self, settings: RerankSettings) -> None:
+        self.settings = settings
+        self._model: Any = None
+        self._causal = False
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        require_torch()
+        quiet_model_loading()
+        from sentence_transformers import CrossEncoder
+        from transformers import AutoConfig
+
+        path = resolve_model_path(self.settings.model, kind="reranker")
+        device = resolve_device(self.settings.device)
+        try:
+            architectures = AutoConfig.from_pretrained(path).architectures or []
+            self._causal = any(a.endswith("ForCausalLM") for a in architectures)
+            processor_kwargs = {"chat_template": _template.CHAT_TEMPLATE} if self._causal else None
+            self._model = CrossEncoder(
+                path,
+                device=device,
+                max_length=self.settings.max_length,
+                model_kwargs={"dtype": preferred_dtype(device)},
+                processor_kwargs=processor_kwargs,
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load reranker {self.settings.model!r}: {first_line(exc)}") from exc
+
+    def close(self) -> None:
+        self._model = None
+
+    def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        if not passages:
+            return []
+        self.warm_up()
+        kwargs: dict[str, Any] = {}
+        if self._causal:
+            kwargs["prompt"] = instruction or self.settings.instruction
+        scores = self._model.predict([(query, p) for p in passages], show_progress_bar=False, **kwargs)
+        return [float(s) for s in scores]

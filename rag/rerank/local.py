@@ -1,0 +1,108 @@
+"""Qwen3-Reranker in-process with transformers: the official recipe, batched by token budget.
+
+Each pair is tokenised as prefix + body + suffix (the body alone truncated to fit max_length),
+pairs are sorted by length and packed into batches of at most `batch_tokens` padded tokens, left
+padded, and scored from the last position's "yes"/"no" logits: P(yes) = softmax([no, yes])[1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rag._models import (
+    first_line,
+    preferred_dtype,
+    quiet_model_loading,
+    require_torch,
+    resolve_device,
+    resolve_model_path,
+)
+from rag.config import RerankSettings
+from rag.errors import ModelLoadError
+from rag.rerank import _template
+
+
+class LocalQwen3Reranker:
+    name = "local"
+
+    def __init__(self, settings: RerankSettings) -> None:
+        self.settings = settings
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self.device = ""
+        self._prefix: list[int] = []
+        self._suffix: list[int] = []
+        self._yes = self._no = -1
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        require_torch()
+        quiet_model_loading()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_model_path(self.settings.model, kind="reranker")
+        device = resolve_device(self.settings.device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=preferred_dtype(device))
+            model = model.to(device).eval()
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load reranker {self.settings.model!r}: {first_line(exc)}") from exc
+        yes, no = tokenizer.convert_tokens_to_ids(_template.YES), tokenizer.convert_tokens_to_ids(_template.NO)
+        if not isinstance(yes, int) or not isinstance(no, int) or yes < 0 or no < 0:
+            raise ModelLoadError(f"reranker {self.settings.model!r}: its tokenizer has no 'yes'/'no' tokens")
+        self._yes, self._no = yes, no
+        self._prefix = tokenizer.encode(_template.PREFIX, add_special_tokens=False)
+        self._suffix = tokenizer.encode(_template.SUFFIX, add_special_tokens=False)
+        if len(self._prefix) + len(self._suffix) + 16 > self.settings.max_length:
+            raise ModelLoadError(f"rerank.max_length {self.settings.max_length} leaves no room for the passage")
+        self._tokenizer, self._model, self.device = tokenizer, model, device
+
+    def close(self) -> None:
+        self._model = self._tokenizer = None
+
+    def encode_pair(self, query: str, passage: str, instruction: str | None = None) -> list[int]:
+        """Token ids for one pair: prefix and suffix whole, the body cut at its end to fit."""
+        self.warm_up()
+        budget = self.settings.max_length - len(self._prefix) - len(self._suffix)
+        body = self._tokenizer.encode(
+            _template.body(query, passage, instruction),
+            add_special_tokens=False,
+            truncation=True,
+            max_length=budget,
+        )
+        return self._prefix + body + self._suffix
+
+    def batches(self, sequences: list[list[int]]) -> list[list[int]]:
+        """Indices grouped longest first, each group's padded size within the token budget."""
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+        groups: list[list[int]] = []
+        for index in order:
+            if groups:
+                longest = len(sequences[groups[-1][0]])  # sorted: the group's first is its longest
+                if longest * (len(groups[-1]) + 1) <= self.settings.batch_tokens:
+                    groups[-1].append(index)
+                    continue
+            groups.append([index])
+        return groups
+
+    def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        if not passages:
+            return []
+        self.warm_up()
+        torch = require_torch()
+        sequences = [self.encode_pair(query, passage, instruction) for passage in passages]
+        scores = [0.0] * len(sequences)
+        with torch.inference_mode():
+            for group in self.batches(sequences):
+                batch = self._tokenizer.pad(
+                    {"input_ids": [sequences[i] for i in group]}, padding=True, return_tensors="pt"
+                ).to(self.device)
+                logits = self._model(**batch, logits_to_keep=1).logits[:, -1, :]
+                pair = torch.stack([logits[:, self._no], logits[:, self._yes]], dim=1).float()
+                p_yes = torch.softmax(pair, dim=1)[:, 1].tolist()
+                for i, value in zip(group, p_yes, strict=True):
+                    scores[i] = float(value)
+        return scores
