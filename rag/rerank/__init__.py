@@ -34,11 +34,15 @@ def build_reranker(settings: RerankSettings) -> Reranker:
         from rag.rerank.cross_encoder import CrossEncoderReranker
 
         return CrossEncoderReranker(settings)
+    if settings.backend == "vllm":
+        from rag.rerank.vllm_http import VllmReranker
+
+        return VllmReranker(settings)
     if settings.backend == "none":
         from rag.rerank.passthrough import RecallOrder
 
         return RecallOrder()
-    raise ConfigError(f"rerank backend {settings.backend!r} is not available yet")
+    raise ConfigError(f"unknown rerank backend {settings.backend!r}")
 
 
 __all__ = ["Reranker", "build_reranker"]

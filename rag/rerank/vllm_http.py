@@ -1,0 +1,123 @@
+"""A client for a vLLM server's rerank (`/v1/rerank`) or score (`/v1/score`) endpoint.
+
+With `template: client` the Qwen3-Reranker template is applied here, the way vLLM's own
+examples do for a server started without a score template: the query carries the prefix,
+instruction and query, each document carries itself and the suffix, and vLLM scores their
+concatenation. With `template: server` vLLM was started with `--chat-template
+qwen3_reranker.jinja` and gets the raw texts. Applying it twice, or never, is the classic bug.
+
+Long lists are split into requests of at most `max_documents_per_request`, sent with at most
+`concurrency` in flight; each request is retried on connection errors, timeouts and 5xx with
+exponential backoff and jitter, within one overall deadline of `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+
+from rag.config import RerankSettings
+from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
+from rag.rerank import _template
+
+
+class VllmReranker:
+    name = "vllm"
+
+    def __init__(self, settings: RerankSettings, *, client: httpx.Client | None = None) -> None:
+        self.settings = settings
+        self.vllm = settings.vllm
+        self._client = client
+        self._owns_client = client is None
+
+    def warm_up(self) -> None:
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.vllm.url, timeout=self.vllm.timeout_s)
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        self._client = None
+
+    @property
+    def client(self) -> httpx.Client:
+        self.warm_up()
+        assert self._client is not None
+        return self._client
+
+    # -- texts ----------------------------------------------------------------------------
+    def texts(self, query: str, passages: Sequence[str], instruction: str | None) -> tuple[str, list[str]]:
+        if self.vllm.template == "server":
+            return query, list(passages)
+        task = instruction or self.settings.instruction
+        head = f"{_template.PREFIX}<Instruct>: {task}\n<Query>: {query}\n"
+        return head, [f"<Document>: {p}{_template.SUFFIX}" for p in passages]
+
+    # -- scoring --------------------------------------------------------------------------
+    def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        if not passages:
+            return []
+        deadline = time.monotonic() + self.vllm.timeout_s
+        head, documents = self.texts(query, passages, instruction)
+        step = self.vllm.max_documents_per_request
+        parts = [documents[i : i + step] for i in range(0, len(documents), step)]
+        if len(parts) == 1:
+            return self._request(head, parts[0], deadline)
+        with ThreadPoolExecutor(max_workers=min(self.vllm.concurrency, len(parts))) as pool:
+            results = list(pool.map(lambda part: self._request(head, part, deadline), parts))
+        return [score for part in results for score in part]
+
+    def _request(self, query: str, documents: list[str], deadline: float) -> list[float]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.vllm.retries + 1) | stop_after_delay(self.vllm.timeout_s),
+            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            retry=retry_if_exception_type((BackendUnavailable, BackendTimeout)),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._post(query, documents, deadline)
+        raise BackendUnavailable("reranker: no attempt was made")  # unreachable: tenacity re-raises
+
+    def _post(self, query: str, documents: list[str], deadline: float) -> list[float]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BackendTimeout(f"reranker at {self.vllm.url}: no answer within {self.vllm.timeout_s:g}s")
+        if self.vllm.endpoint == "rerank":
+            path = "/v1/rerank"
+            payload: dict[str, Any] = {"model": self.vllm.model, "query": query, "documents": documents}
+            payload["top_n"] = len(documents)
+        else:
+            path = "/v1/score"
+            payload = {"model": self.vllm.model, "text_1": query, "text_2": documents}
+        try:
+            response = self.client.post(path, json=payload, timeout=remaining)
+        except httpx.TimeoutException:
+            raise BackendTimeout(f"reranker at {self.vllm.url}: timed out") from None
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"reranker at {self.vllm.url} unreachable: {exc}") from None
+        if response.status_code >= 500:
+            raise BackendUnavailable(f"reranker at {self.vllm.url}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise BadBackendResponse(f"reranker at {self.vllm.url}: HTTP {response.status_code}: {response.text[:200]}")
+        return self._parse(response, len(documents))
+
+    def _parse(self, response: httpx.Response, expected: int) -> list[float]:
+        try:
+            body = response.json()
+            rows = body["results"] if self.vllm.endpoint == "rerank" else body["data"]
+            key = "relevance_score" if self.vllm.endpoint == "rerank" else "score"
+            scores = {int(row["index"]): float(row[key]) for row in rows}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadBackendResponse(f"reranker at {self.vllm.url}: malformed response ({exc!r})") from None
+        if sorted(scores) != list(range(expected)):
+            raise BadBackendResponse(f"reranker at {self.vllm.url}: {len(scores)} scores for {expected} documents")
+        return [scores[i] for i in range(expected)]
+
+
+__all__ = ["BackendError", "VllmReranker"]
