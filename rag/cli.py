@@ -240,5 +240,91 @@ def collections(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+# -- query side ---------------------------------------------------------------------------
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionOption = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Chunks recalled (default 100).")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", help="Chunks kept after reranking (default 5).")] = None,
+    instruction: Annotated[str | None, typer.Option("--instruction", help="Reranker task instruction.")] = None,
+    file: Annotated[list[str] | None, typer.Option("--file", help="Only these file names (repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ranked chunks with their recall rank and rerank score (no answer generated)."""
+    from rag.pipeline import RagPipeline, SearchOptions
+
+    with _errors():
+        pipeline = RagPipeline(_settings())
+        pipeline.warm_up()
+        filters = {"file": file} if file else None
+        options = SearchOptions(top_k=top_k, top_n=top_n, instruction=instruction, filters=filters)
+        result = pipeline.search(query, collection=collection, options=options)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    for line in (*result.notes, *(f"degraded: {stage}" for stage in result.degraded)):
+        err.print(f"[yellow]{line}[/]", highlight=False)
+    table = Table(title=f"{query}  ({_timings(result.timings)})")
+    for column in ("#", "recall", "rerank", "file", "page", "heading", "text"):
+        table.add_column(column)
+    for i, passage in enumerate(result.passages, start=1):
+        table.add_row(
+            str(i),
+            f"{passage.recall_rank} ({passage.recall_score:.2f})",
+            "" if passage.rerank_score is None else f"{passage.rerank_score:.3f}",
+            passage.file_name,
+            str(passage.page or ""),
+            passage.heading[-40:],
+            " ".join(passage.text.split())[:120],
+        )
+    out.print(table)
+
+
+@app.command()
+def rerank(
+    query: Annotated[str, typer.Option("--query", "-q", help="The query.")],
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="A candidate (repeatable).")] = None,
+    docs_file: Annotated[
+        Path | None, typer.Option("--docs-file", help="Candidates, one per line ('-': standard input).")
+    ] = None,
+    instruction: Annotated[str | None, typer.Option("--instruction", help="Task instruction.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score candidate passages against a query with the configured reranker, best first."""
+    from rag.rerank import build_reranker
+
+    candidates = list(doc or [])
+    if docs_file is not None:
+        text = sys.stdin.read() if str(docs_file) == "-" else docs_file.read_text(encoding="utf-8")
+        candidates += [line.strip() for line in text.splitlines() if line.strip()]
+    if not candidates:
+        err.print("[red]error:[/] give candidates with --doc or --docs-file", highlight=False)
+        raise typer.Exit(2)
+    with _errors():
+        settings = _settings()
+        reranker = build_reranker(settings.rerank)
+        reranker.warm_up()
+        task = instruction if instruction is not None else settings.rerank.instruction
+        scores = reranker.score(query, candidates, instruction=task)
+    ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    rows: list[dict[str, Any]] = [{"index": i, "score": scores[i], "document": candidates[i]} for i in ranked]
+    if as_json:
+        _emit_json({"query": query, "instruction": task, "reranker": reranker.name, "results": rows})
+        return
+    table = Table(
+        title=f"{query}  [{reranker.name}: {settings.rerank.model if reranker.name != 'none' else 'recall order'}]"
+    )
+    for column in ("rank", "score", "#", "document"):
+        table.add_column(column)
+    for rank, row in enumerate(rows, start=1):
+        table.add_row(str(rank), f"{row['score']:.4f}", str(row["index"]), row["document"][:140])
+    out.print(table)
+
+
+def _timings(timings: dict[str, float]) -> str:
+    return ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in timings.items())
+
+
 def main(argv: list[str] | None = None) -> None:
     app(args=argv)

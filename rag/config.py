@@ -61,6 +61,10 @@ class ChunkingSettings(_Section):
         return value
 
 
+class RecallSettings(_Section):
+    top_k: int = Field(default=100, ge=1, le=1000)
+
+
 class VllmRerankSettings(_Section):
     url: str = "http://127.0.0.1:8001"
     model: str = "Qwen/Qwen3-Reranker-0.6B"
@@ -84,6 +88,11 @@ class RerankSettings(_Section):
     batch_tokens: int = Field(default=16384, ge=256)
     top_n: int = Field(default=5, ge=1)
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    # An unreachable reranker: fall back to recall order and flag it (degrade), or fail the request.
+    on_failure: Literal["degrade", "fail"] = "degrade"
+    # A GPU-sized model on the CPU (~150 tokens/s): rerank fewer, shorter candidates instead of hanging.
+    cpu_max_candidates: int = Field(default=20, ge=1)
+    cpu_max_length: int = Field(default=1024, ge=64)
     vllm: VllmRerankSettings = VllmRerankSettings()
 
 
@@ -109,6 +118,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    recall: RecallSettings = RecallSettings()
     rerank: RerankSettings = RerankSettings()
 
 

@@ -111,3 +111,61 @@ class Hit:
     def page(self) -> int | None:
         page = self.metadata.get("page")
         return int(page) if page is not None else None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A recalled chunk, perhaps reranked: what a generator reads and an answer cites."""
+
+    chunk_id: str
+    text: str
+    recall_rank: int
+    recall_score: float
+    rerank_score: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def file_name(self) -> str:
+        return str(self.metadata.get("file_name", ""))
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return int(page) if page is not None else None
+
+    @property
+    def heading(self) -> str:
+        return str(self.metadata.get("heading", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "file": self.file_name,
+            "source": self.metadata.get("source", ""),
+            "page": self.page,
+            "pages": list(self.metadata.get("pages", []) or []),
+            "heading": self.heading,
+            "text": self.text,
+            "recall_rank": self.recall_rank,
+            "recall_score": round(self.recall_score, 6),
+            "rerank_score": None if self.rerank_score is None else round(self.rerank_score, 6),
+            "doc_id": self.metadata.get("doc_id", ""),
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    passages: tuple[Passage, ...]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    degraded: tuple[str, ...] = ()  # stages that fell back, e.g. ("rerank",)
+    notes: tuple[str, ...] = ()  # what the pipeline adapted, e.g. fewer candidates on a CPU
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "passages": [p.to_dict() for p in self.passages],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "degraded": list(self.degraded),
+            "notes": list(self.notes),
+        }

@@ -7,6 +7,7 @@ padded, and scored from the last position's "yes"/"no" logits: P(yes) = softmax(
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,10 @@ from rag.config import RerankSettings
 from rag.errors import ModelLoadError
 from rag.rerank import _template
 
+log = logging.getLogger(__name__)
+# A model this large on a CPU is a GPU workload running slowly: adapt rather than hang.
+_CPU_HEAVY_PARAMETERS = 150_000_000
+
 
 class LocalQwen3Reranker:
     name = "local"
@@ -34,6 +39,8 @@ class LocalQwen3Reranker:
         self._prefix: list[int] = []
         self._suffix: list[int] = []
         self._yes = self._no = -1
+        self.parameter_count = 0
+        self.max_length = settings.max_length
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -59,6 +66,17 @@ class LocalQwen3Reranker:
         if len(self._prefix) + len(self._suffix) + 16 > self.settings.max_length:
             raise ModelLoadError(f"rerank.max_length {self.settings.max_length} leaves no room for the passage")
         self._tokenizer, self._model, self.device = tokenizer, model, device
+        self.parameter_count = int(sum(p.numel() for p in model.parameters()))
+        self.max_length = self.settings.max_length
+        if device == "cpu" and self.parameter_count > _CPU_HEAVY_PARAMETERS:
+            # ~150 tokens/s for a 0.6B model on 2 cores: 8k-token pairs would take a minute each.
+            self.max_length = min(self.max_length, self.settings.cpu_max_length)
+            log.warning(
+                "reranker %s (%dM parameters) runs on the CPU: passages are cut to %d tokens",
+                self.settings.model,
+                self.parameter_count // 1_000_000,
+                self.max_length,
+            )
 
     def close(self) -> None:
         self._model = self._tokenizer = None
@@ -66,7 +84,7 @@ class LocalQwen3Reranker:
     def encode_pair(self, query: str, passage: str, instruction: str | None = None) -> list[int]:
         """Token ids for one pair: prefix and suffix whole, the body cut at its end to fit."""
         self.warm_up()
-        budget = self.settings.max_length - len(self._prefix) - len(self._suffix)
+        budget = self.max_length - len(self._prefix) - len(self._suffix)
         body = self._tokenizer.encode(
             _template.body(query, passage, instruction),
             add_special_tokens=False,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
 from rag.config import RerankSettings
 from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
@@ -74,7 +74,8 @@ class VllmReranker:
 
     def _request(self, query: str, documents: list[str], deadline: float) -> list[float]:
         retrying = Retrying(
-            stop=stop_after_attempt(self.vllm.retries + 1) | stop_after_delay(self.vllm.timeout_s),
+            # Never sleep past the deadline: the last real error is what the caller sees.
+            stop=stop_after_attempt(self.vllm.retries + 1) | stop_before_delay(self.vllm.timeout_s),
             wait=wait_exponential_jitter(initial=0.1, max=2.0),
             retry=retry_if_exception_type((BackendUnavailable, BackendTimeout)),
             reraise=True,

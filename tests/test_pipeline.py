@@ -1,0 +1,135 @@
+"""The query side on a real index: recall, rerank backends, filters, and the degraded path."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest import Ingestor
+from rag.config import VllmRerankSettings, load_settings
+from rag.errors import BackendUnavailable, ConfigError
+from rag.pipeline import RagPipeline, SearchOptions, chroma_where
+from rag.rerank import build_reranker
+
+from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
+from .test_ingest import FAQ, RUNBOOK
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, minilm) -> Path:
+    data_dir = tmp_path_factory.mktemp("pipeline-index")
+    docs = data_dir / "docs"
+    docs.mkdir()
+    (docs / "runbook.md").write_text(RUNBOOK)
+    (docs / "faq.txt").write_text(FAQ)
+    (docs / "policy.md").write_text("# Passwords\n\nPasswords have at least twelve characters.\n")
+    Ingestor(offline_settings(data_dir), embedder=minilm).run([docs])
+    return data_dir
+
+
+def pipeline(index: Path, minilm, reranker=None, **environ: str) -> RagPipeline:
+    settings = offline_settings(index, **environ)
+    return RagPipeline(settings, embedder=minilm, reranker=reranker)
+
+
+class TestRecallOnly:
+    def test_offline_profile_keeps_recall_order(self, index: Path, minilm) -> None:
+        result = pipeline(index, minilm).search("what does error 809 mean?")
+        assert result.passages[0].file_name == "runbook.md" and "809" in result.passages[0].text
+        assert [p.recall_rank for p in result.passages] == sorted(p.recall_rank for p in result.passages)
+        assert all(p.rerank_score is None for p in result.passages)
+        assert set(result.timings) == {"embed", "recall"} and result.degraded == ()
+
+    def test_filters_and_top_n(self, index: Path, minilm) -> None:
+        only_faq = pipeline(index, minilm).search(
+            "error 809", options=SearchOptions(filters={"file": ["faq.txt"]}, top_n=2)
+        )
+        assert {p.file_name for p in only_faq.passages} == {"faq.txt"}
+        assert chroma_where({"file": "a.pdf", "file_type": "pdf"}) == {
+            "$and": [{"file_name": "a.pdf"}, {"file_type": "pdf"}]
+        }
+        with pytest.raises(ConfigError, match="unknown filter"):
+            chroma_where({"colour": "red"})
+
+
+class TestWithTheQwen3Reranker:
+    @pytest.fixture(scope="class")
+    def tiny_reranker(self, tiny_models: dict[str, Path]):
+        settings = load_settings(
+            environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
+        )
+        reranker = build_reranker(settings.rerank)
+        reranker.warm_up()
+        return reranker
+
+    def test_reranked_passages_are_sorted_by_score_and_keep_recall_ranks(
+        self, index: Path, minilm, tiny_reranker
+    ) -> None:
+        result = pipeline(index, minilm, tiny_reranker).search("error 809", options=SearchOptions(top_n=3))
+        scores = [p.rerank_score for p in result.passages]
+        assert len(scores) == 3 and all(s is not None and 0 <= s <= 1 for s in scores)
+        assert scores == sorted(scores, reverse=True)
+        assert {"embed", "recall", "rerank"} <= set(result.timings)
+        every = pipeline(index, minilm, tiny_reranker).search("error 809", options=SearchOptions(top_n=100))
+        assert sorted(p.recall_rank for p in every.passages) == list(range(1, len(every.passages) + 1))
+        threshold = every.passages[1].rerank_score
+        kept = pipeline(index, minilm, tiny_reranker).search(
+            "error 809", options=SearchOptions(top_n=100, min_score=threshold)
+        )
+        assert len(kept.passages) == 2
+
+    def test_unreachable_reranker_degrades_visibly_within_its_timeout(self, index: Path, minilm) -> None:
+        settings = offline_settings(index).rerank.model_copy(
+            update={"backend": "vllm", "vllm": VllmRerankSettings(url=f"http://127.0.0.1:{free_port()}", timeout_s=1)}
+        )
+        down = build_reranker(settings)
+        started = time.monotonic()
+        result = pipeline(index, minilm, down).search("error 809")
+        assert time.monotonic() - started < 1 + 1
+        assert result.degraded == ("rerank",) and any("rerank failed" in n for n in result.notes)
+        assert [p.recall_rank for p in result.passages] == [1, 2, 3, 4, 5][: len(result.passages)]
+        strict = pipeline(index, minilm, down, RAG_RERANK__ON_FAILURE="fail")
+        with pytest.raises(BackendUnavailable):
+            strict.search("error 809")
+
+
+class TestCli:
+    def test_search_json(self, index: Path) -> None:
+        result = run_cli(
+            "search",
+            "how long must a password be",
+            "--json",
+            "--top-n",
+            "2",
+            env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index)},
+        )
+        assert result.returncode == 0, result.stderr
+        body = json.loads(result.stdout)
+        assert body["passages"][0]["file"] == "policy.md" and len(body["passages"]) == 2
+        assert body["passages"][0]["recall_rank"] == 1 and body["degraded"] == []
+
+    def test_rerank_command_with_the_tiny_qwen3(self, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+        candidates = tmp_path / "docs.txt"
+        candidates.write_text("第一条 数据安全\nVPN error 809 means a blocked port\n\n")
+        result = run_cli(
+            "rerank",
+            "-q",
+            "error 809",
+            "--doc",
+            "Printers jam",
+            "--docs-file",
+            str(candidates),
+            "--json",
+            "--instruction",
+            "Find IT fixes",
+            env={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"},
+        )
+        assert result.returncode == 0, result.stderr
+        body = json.loads(result.stdout)
+        assert body["instruction"] == "Find IT fixes" and body["reranker"] == "local"
+        assert sorted(r["index"] for r in body["results"]) == [0, 1, 2]
+        scores = [r["score"] for r in body["results"]]
+        assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
