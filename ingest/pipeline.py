@@ -206,7 +206,7 @@ class Ingestor:
         on_file: Callable[[FileOutcome], None] | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
-        name = collection or self.settings.collection
+        name = collection if collection is not None else self.settings.collection
         report = IngestReport(collection=name)
         files, missing, report.ignored, roots = discover(paths)
         if on_plan:
@@ -231,7 +231,8 @@ class Ingestor:
             for path, parsed in parse_all([p.path for p in work], pdf_password=password, workers=parse_workers):
                 finish(self._ingest_one(kb, planned[path], parsed, report))
             if prune:
-                for record in self._prunable(kb, roots, {p.doc_id for p in planned.values()}):
+                # Every file found counts as present, also one that failed this time: prune only what is gone.
+                for record in self._prunable(kb, roots, {document_id(path) for path in files}):
                     delete_document(kb, record)
                     finish(FileOutcome(record.source, "pruned", doc_id=record.doc_id))
         report.seconds = time.perf_counter() - started

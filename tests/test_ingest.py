@@ -123,6 +123,16 @@ class TestIncremental:
         assert sorted(Path(r.source).name for r in kb.documents()) == ["elsewhere.md", "runbook.md"]
         assert all(m["file_name"] != "faq.txt" for _, m, _ in kb.export().values())
 
+    def test_prune_keeps_a_file_that_is_there_but_failed(self, tmp_path: Path, minilm, docs: Path) -> None:
+        Ingestor(offline_settings(tmp_path / "ix"), embedder=minilm).run([docs])
+        (docs / "faq.txt").write_text(FAQ * 200)  # now over a tiny size limit
+        strict = offline_settings(tmp_path / "ix", RAG_INGEST__MAX_FILE_MB="0.001")
+        report = Ingestor(strict, embedder=minilm).run([docs], prune=True)
+        assert [Path(o.path).name for o in report.outcomes if o.status == "failed"] == ["faq.txt"]
+        assert report.count("pruned") == 0
+        kb = Ingestor(strict, embedder=minilm).store.open("default")
+        assert sorted(Path(r.source).name for r in kb.documents()) == ["faq.txt", "runbook.md"]
+
     def test_new_chunking_settings_rechunk_unchanged_files(self, tmp_path: Path, minilm, docs: Path) -> None:
         Ingestor(offline_settings(tmp_path / "ix"), embedder=minilm).run([docs])
         finer = offline_settings(tmp_path / "ix", RAG_CHUNKING__MAX_TOKENS="40", RAG_CHUNKING__OVERLAP_TOKENS="0")
