@@ -176,7 +176,7 @@ def docs(ctx: typer.Context, collection: CollectionOption = None, as_json: JsonO
 
     with _errors():
         settings = _settings()
-        kb = VectorStore(settings).open(collection or settings.collection)
+        kb = VectorStore(settings).open(collection if collection is not None else settings.collection)
         records = kb.documents()
     if as_json:
         _emit_json([{**r.__dict__, "visible": r.visible} for r in records])
@@ -202,7 +202,7 @@ def docs_delete(
 
     with _errors():
         settings = _settings()
-        kb = VectorStore(settings).open(collection or settings.collection)
+        kb = VectorStore(settings).open(collection if collection is not None else settings.collection)
         wanted = str(Path(doc).expanduser().resolve())  # a path, also of a file already deleted
         matches = [r for r in kb.documents() if doc in (r.doc_id, r.source) or r.source == wanted]
         if not matches:
