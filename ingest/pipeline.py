@@ -245,11 +245,11 @@ class Ingestor:
         key = self._chunking_key()
         planned: dict[Path, _Planned] = {}
         work: list[_Planned] = []
+        limit = self.settings.ingest.max_file_mb * 2**20
         for path in files:
             doc_id = document_id(path)
             try:
                 size = path.stat().st_size
-                limit = self.settings.ingest.max_file_mb * 2**20
                 if size > limit:
                     raise LoadError(path, f"{size / 2**20:.1f} MB is over ingest.max_file_mb ({limit / 2**20:g} MB)")
                 sha = file_sha256(path)

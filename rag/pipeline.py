@@ -18,7 +18,7 @@ from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError, ConfigError
 from rag.rerank import Reranker, build_reranker
 from rag.store import KnowledgeBase, VectorStore
-from rag.types import Hit, Passage, SearchResult
+from rag.types import Passage, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -100,22 +100,18 @@ class RagPipeline:
         timings["embed"] = time.perf_counter() - started
         top_k = options.top_k if options.top_k is not None else self.settings.recall.top_k
         started = time.perf_counter()
-        hits = kb.query(vector, top_k, where=chroma_where(options.filters))
+        recalled = kb.query(vector, top_k, where=chroma_where(options.filters))
         timings["recall"] = time.perf_counter() - started
-        passages, degraded, notes = self._rerank(query, hits, options, timings)
+        passages, degraded, notes = self._rerank(query, recalled, options, timings)
         return SearchResult(query=query, passages=tuple(passages), timings=timings, degraded=degraded, notes=notes)
 
     def _rerank(
-        self, query: str, hits: list[Hit], options: SearchOptions, timings: dict[str, float]
+        self, query: str, recalled: list[Passage], options: SearchOptions, timings: dict[str, float]
     ) -> tuple[list[Passage], tuple[str, ...], tuple[str, ...]]:
         rerank = self.settings.rerank
         top_n = options.top_n if options.top_n is not None else rerank.top_n
         min_score = options.min_score if options.min_score is not None else rerank.min_score
         instruction = options.instruction if options.instruction is not None else rerank.instruction
-        recalled = [
-            Passage(chunk_id=h.chunk_id, text=h.text, recall_rank=h.rank, recall_score=h.score, metadata=h.metadata)
-            for h in hits
-        ]
         if self.reranker.name == "none" or not recalled:
             return recalled[:top_n], (), ()
         candidates, notes = self._cpu_budget(recalled)

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from rag.errors import ConfigError, StoreError
-from rag.types import Chunk, DocumentRecord, Hit
+from rag.types import Chunk, DocumentRecord, Passage
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -256,7 +256,7 @@ class KnowledgeBase:
                 return out
             offset += _PAGE
 
-    def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+    def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Passage]:
         """Top-k visible chunks by cosine similarity.
 
         Chunks of a version the manifest does not name (a write in flight, or left by a killed
@@ -285,7 +285,13 @@ class KnowledgeBase:
                 break
             want = min(total, want + 2 * hidden + k)
         return [
-            Hit(chunk_id=ids[i], text=texts[i] or "", score=1.0 - float(distances[i]), rank=rank, metadata=metas[i])
+            Passage(
+                chunk_id=ids[i],
+                text=texts[i] or "",
+                recall_rank=rank,
+                recall_score=1.0 - float(distances[i]),
+                metadata=metas[i],
+            )
             for rank, i in enumerate(keep[:k], start=1)
         ]
 

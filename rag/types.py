@@ -94,28 +94,9 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True)
-class Hit:
-    """A chunk returned by recall, with its rank (1-based) and cosine similarity."""
-
-    chunk_id: str
-    text: str
-    score: float
-    rank: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def source(self) -> str:
-        return str(self.metadata.get("source", ""))
-
-    @property
-    def page(self) -> int | None:
-        page = self.metadata.get("page")
-        return int(page) if page is not None else None
-
-
-@dataclass(frozen=True)
 class Passage:
-    """A recalled chunk, perhaps reranked: what a generator reads and an answer cites."""
+    """A recalled chunk (rank 1-based, cosine similarity), perhaps reranked: what a generator
+    reads and an answer cites."""
 
     chunk_id: str
     text: str

@@ -70,12 +70,14 @@ def main() -> int:
         hits = kb.query(ingestor.embedder.embed_query(question), 2)
         console.print(f"\n[bold]{question}[/]")
         for hit in hits:
-            where = hit.metadata.get("file_name", "")
+            where = hit.file_name
             if hit.page:
                 where += f" p.{hit.page}"
-            heading = hit.metadata.get("heading", "")
+            heading = hit.heading
             snippet = " ".join(hit.text.split())[:160]
-            console.print(f"  {hit.rank}. [{hit.score:.2f}] {where} — {heading}\n     {snippet}", highlight=False)
+            console.print(
+                f"  {hit.recall_rank}. [{hit.recall_score:.2f}] {where} — {heading}\n     {snippet}", highlight=False
+            )
     console.print(
         f"\nindex: {ingestor.store.location}  (try: .venv/bin/rag --config configs/offline.yaml docs -c {collection})"
     )

@@ -77,7 +77,7 @@ class TestKnowledgeBase:
         kb.put_document(replace(record, version="v1", chunks=3))
         hits = kb.query(vectors(1, 1)[0], 5)
         assert hits[0].chunk_id == "doc:v1:00000"
-        assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].rank == 1
+        assert hits[0].recall_score == pytest.approx(1.0, abs=1e-5) and hits[0].recall_rank == 1
         assert hits[0].metadata["pages"] == [1, 2] and hits[0].metadata["heading"] == "1 Intro > 1.1 Scope"
         # A newer version half-written beside it (a killed run) stays hidden, and k is still filled.
         kb.upsert_chunks(make_chunks("doc", "v2", 2), vectors(2, 1))
