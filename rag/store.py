@@ -191,11 +191,16 @@ class KnowledgeBase:
         self._call(self._manifest.delete, ids=[doc_id])
 
     def _iter_manifest(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        offset = 0
-        while True:
-            got = self._call(self._manifest.get, include=["metadatas"], limit=_PAGE, offset=offset)
+        for got in self._pages(self._manifest, include=["metadatas"]):
             for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
                 yield doc_id, dict(meta)
+
+    def _pages(self, collection: Collection, **kwargs: Any) -> Iterator[Any]:
+        """A whole (filtered) collection, one get() of at most _PAGE records at a time."""
+        offset = 0
+        while True:
+            got = self._call(collection.get, limit=_PAGE, offset=offset, **kwargs)
+            yield got
             if len(got["ids"]) < _PAGE:
                 return
             offset += _PAGE
@@ -226,14 +231,7 @@ class KnowledgeBase:
 
     def chunk_ids(self, doc_id: str | None = None) -> list[str]:
         where = {"doc_id": doc_id} if doc_id else None
-        ids: list[str] = []
-        offset = 0
-        while True:
-            got = self._call(self._chunks.get, where=where, include=[], limit=_PAGE, offset=offset)
-            ids.extend(got["ids"])
-            if len(got["ids"]) < _PAGE:
-                return sorted(ids)
-            offset += _PAGE
+        return sorted(chunk_id for got in self._pages(self._chunks, where=where, include=[]) for chunk_id in got["ids"])
 
     def count(self) -> int:
         return int(self._call(self._chunks.count))
@@ -241,20 +239,14 @@ class KnowledgeBase:
     def export(self) -> dict[str, tuple[np.ndarray, dict[str, Any], str]]:
         """Every chunk as id -> (vector, metadata, text): for comparing two states of an index."""
         out: dict[str, tuple[np.ndarray, dict[str, Any], str]] = {}
-        offset = 0
-        while True:
-            got = self._call(
-                self._chunks.get, include=["embeddings", "metadatas", "documents"], limit=_PAGE, offset=offset
-            )
+        for got in self._pages(self._chunks, include=["embeddings", "metadatas", "documents"]):
             for i, chunk_id in enumerate(got["ids"]):
                 out[chunk_id] = (
                     np.asarray(got["embeddings"][i], dtype=np.float32),
                     dict(got["metadatas"][i]),
                     got["documents"][i],
                 )
-            if len(got["ids"]) < _PAGE:
-                return out
-            offset += _PAGE
+        return out
 
     def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Passage]:
         """Top-k visible chunks by cosine similarity.
