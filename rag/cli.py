@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 docs_app = typer.Typer(help="List or delete the documents of a knowledge base.", invoke_without_command=True)
 app.add_typer(docs_app, name="docs")
+collections_app = typer.Typer(
+    help="List knowledge bases, or show/set one's default rerank instruction.", invoke_without_command=True
+)
+app.add_typer(collections_app, name="collections")
 
 # soft_wrap: a reason or a path is one line even when piped (no wrapping at 80 columns).
 out = Console(soft_wrap=True)
@@ -216,56 +220,104 @@ def docs_delete(
             out.print(f"deleted {r.doc_id} {r.source} ({r.chunks} chunks)", highlight=False)
 
 
-@app.command()
-def collections(as_json: JsonOption = False) -> None:
+@collections_app.callback()
+def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the knowledge bases in the store."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rag.store import VectorStore
 
     with _errors():
         store = VectorStore(_settings())
-        names = store.list_knowledge_bases()
         rows: list[dict[str, Any]] = []
-        for name in names:
+        for name in store.list_knowledge_bases():
             kb = store.open(name)
             rows.append(
-                {"name": name, "documents": len(kb.documents()), "chunks": kb.count(), "model": kb.embedding_model}
+                {
+                    "name": name,
+                    "documents": len(kb.documents()),
+                    "chunks": kb.count(),
+                    "model": kb.embedding_model,
+                    "instruction": kb.instruction,
+                }
             )
     if as_json:
         _emit_json(rows)
         return
     table = Table(title=f"knowledge bases in {store.location}")
-    for column in ("name", "documents", "chunks", "embedding model"):
+    for column in ("name", "documents", "chunks", "embedding model", "rerank instruction"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], str(row["documents"]), str(row["chunks"]), row["model"])
+        table.add_row(row["name"], str(row["documents"]), str(row["chunks"]), row["model"], row["instruction"] or "")
     out.print(table)
 
 
+@collections_app.command("instruction")
+def collections_instruction(
+    name: Annotated[str, typer.Argument(help="The knowledge base.")],
+    text: Annotated[str | None, typer.Argument(help="The new default rerank instruction.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Go back to the global default.")] = False,
+) -> None:
+    """Show or set a knowledge base's default rerank instruction (a request's own one still wins)."""
+    from rag.store import VectorStore
+
+    with _errors():
+        settings = _settings()
+        kb = VectorStore(settings).open(name)
+        if clear or text is not None:
+            kb.set_instruction(None if clear else text)
+            kb = VectorStore(settings).open(name)
+    current = kb.instruction
+    out.print(current if current is not None else f"(global default) {settings.rerank.instruction}", highlight=False)
+
+
 # -- query side ---------------------------------------------------------------------------
+TopKOption = Annotated[int | None, typer.Option("--top-k", help="Chunks recalled (default 100).")]
+TopNOption = Annotated[int | None, typer.Option("--top-n", help="Chunks kept after reranking (default 5).")]
+InstructionOption = Annotated[
+    str | None, typer.Option("--instruction", help="Reranker task instruction (default: the collection's).")
+]
+FileOption = Annotated[list[str] | None, typer.Option("--file", help="Only these file names (repeatable).")]
+
+
+def _query_options(top_k: int | None, top_n: int | None, instruction: str | None, file: list[str] | None) -> Any:
+    from rag.pipeline import SearchOptions
+
+    return SearchOptions(top_k=top_k, top_n=top_n, instruction=instruction, filters={"file": file} if file else None)
+
+
+def _pipeline() -> Any:
+    from rag.pipeline import RagPipeline
+
+    pipeline = RagPipeline(_settings())
+    pipeline.warm_up()
+    return pipeline
+
+
+def _report_adaptations(notes: tuple[str, ...], degraded: tuple[str, ...]) -> None:
+    for line in (*notes, *(f"degraded: {stage}" for stage in degraded)):
+        err.print(f"[yellow]{line}[/]", highlight=False)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     collection: CollectionOption = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Chunks recalled (default 100).")] = None,
-    top_n: Annotated[int | None, typer.Option("--top-n", help="Chunks kept after reranking (default 5).")] = None,
-    instruction: Annotated[str | None, typer.Option("--instruction", help="Reranker task instruction.")] = None,
-    file: Annotated[list[str] | None, typer.Option("--file", help="Only these file names (repeatable).")] = None,
+    top_k: TopKOption = None,
+    top_n: TopNOption = None,
+    instruction: InstructionOption = None,
+    file: FileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ranked chunks with their recall rank and rerank score (no answer generated)."""
-    from rag.pipeline import RagPipeline, SearchOptions
-
     with _errors():
-        pipeline = RagPipeline(_settings())
-        pipeline.warm_up()
-        filters = {"file": file} if file else None
-        options = SearchOptions(top_k=top_k, top_n=top_n, instruction=instruction, filters=filters)
-        result = pipeline.search(query, collection=collection, options=options)
+        result = _pipeline().search(
+            query, collection=collection, options=_query_options(top_k, top_n, instruction, file)
+        )
     if as_json:
         _emit_json(result.to_dict())
         return
-    for line in (*result.notes, *(f"degraded: {stage}" for stage in result.degraded)):
-        err.print(f"[yellow]{line}[/]", highlight=False)
+    _report_adaptations(result.notes, result.degraded)
     table = Table(title=f"{query}  ({_timings(result.timings)})")
     for column in ("#", "recall", "rerank", "file", "page", "heading", "text"):
         table.add_column(column)
@@ -280,6 +332,55 @@ def search(
             " ".join(passage.text.split())[:120],
         )
     out.print(table)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: CollectionOption = None,
+    top_k: TopKOption = None,
+    top_n: TopNOption = None,
+    instruction: InstructionOption = None,
+    file: FileOption = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the knowledge base, citing file and page.
+
+    With --stream --json the output is JSON lines: {"delta": text}... then {"answer": {...}}.
+    """
+    from rag.types import Answer
+
+    answer: Answer | None = None
+    with _errors():
+        events = _pipeline().ask_stream(
+            question, collection=collection, options=_query_options(top_k, top_n, instruction, file)
+        )
+        for event in events:
+            if isinstance(event, Answer):
+                answer = event
+            elif stream and as_json:
+                print(json.dumps({"delta": event}, ensure_ascii=False), flush=True)
+            elif stream:
+                sys.stdout.write(event)
+                sys.stdout.flush()
+    assert answer is not None
+    if as_json:
+        if stream:
+            print(json.dumps({"answer": answer.to_dict()}, ensure_ascii=False), flush=True)
+        else:
+            _emit_json(answer.to_dict())
+        return
+    out.print("\n" if stream else answer.text, highlight=False, markup=False)
+    _report_adaptations(answer.notes, answer.degraded)
+    for citation in answer.citations:
+        passage = citation.passage
+        where = passage.file_name + (f" p. {passage.page}" if passage.page is not None else "")
+        score = passage.rerank_score if passage.rerank_score is not None else passage.recall_score
+        mark = "*" if citation.cited else " "
+        heading = f" - {passage.heading[-60:]}" if passage.heading else ""
+        out.print(f"{mark}[{citation.n}] {where}{heading}  (score {score:.3f})", highlight=False, markup=False)
+    err.print(f"[dim]{answer.generator}: {_timings(answer.timings)}[/]", highlight=False)
 
 
 @app.command()

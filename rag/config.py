@@ -96,6 +96,38 @@ class RerankSettings(_Section):
     vllm: VllmRerankSettings = VllmRerankSettings()
 
 
+class OpenAIGeneratorSettings(_Section):
+    """Any OpenAI-compatible chat endpoint: vLLM, Ollama, llama.cpp, a hosted API."""
+
+    url: str = "http://127.0.0.1:8002/v1"
+    model: str = "Qwen/Qwen3-8B"
+    api_key: SecretStr | None = None
+    # Qwen3 thinks before answering unless told not to; null for servers that refuse unknown fields.
+    chat_template_kwargs: dict[str, Any] | None = {"enable_thinking": False}
+    timeout_s: float = Field(default=60.0, gt=0)  # the whole answer, streaming included
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=1, ge=0, le=10)  # before the first token only
+
+
+class GenerateSettings(_Section):
+    # openai: a served LLM; local: transformers in-process; extractive: no LLM, cited sentences.
+    backend: Literal["openai", "local", "extractive"] = "openai"
+    model: str = "Qwen/Qwen3-1.7B"  # the local backend's model
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    # A generator that fails: answer extractively and flag it (degrade), or fail the request.
+    on_failure: Literal["degrade", "fail"] = "degrade"
+    # "Not found in the knowledge base", without calling the generator, when the best passage
+    # scores below these: the rerank score (P(yes)) when reranked, else the recall similarity.
+    min_rerank_score: float | None = Field(default=0.1, ge=0.0, le=1.0)
+    min_recall_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # extractive: how many sentences make the answer, and how close to the question each must be.
+    extractive_sentences: int = Field(default=3, ge=1, le=20)
+    extractive_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
+    openai: OpenAIGeneratorSettings = OpenAIGeneratorSettings()
+
+
 class IngestSettings(_Section):
     max_file_mb: float = Field(default=200, gt=0)
     # Tried on encrypted PDFs after the empty password.
@@ -120,6 +152,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     recall: RecallSettings = RecallSettings()
     rerank: RerankSettings = RerankSettings()
+    generate: GenerateSettings = GenerateSettings()
 
 
 class _MappingEnvSource(EnvSettingsSource):

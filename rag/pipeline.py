@@ -1,14 +1,19 @@
-"""The query side, stage by stage: embed the query -> recall top-k -> rerank -> keep top-n.
+"""The query side, stage by stage: embed the query -> recall top-k -> rerank -> keep top-n ->
+answer from those with citations.
 
 Every stage is timed. A reranker that fails falls back to recall order and the result says so
-(`degraded: ["rerank"]`), or the request fails when `rerank.on_failure: fail`: never silently.
+(`degraded: ["rerank"]`); a generator that fails falls back to the extractive answer
+(`degraded: ["generate"]`); with `on_failure: fail` the request fails instead: never silently.
 A GPU-sized reranker on a CPU reranks fewer, shorter candidates and the result says that too.
+When the best passage scores under the configured floor the answer is "not found" and no
+generator is called.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,9 +21,12 @@ from rag._models import CPU_HEAVY_PARAMETERS
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError, ConfigError
+from rag.generate import Generator, build_generator
+from rag.generate.extractive import ExtractiveGenerator
+from rag.generate.prompt import cited_numbers, is_not_found, not_found_text
 from rag.rerank import Reranker, build_reranker
 from rag.store import KnowledgeBase, VectorStore
-from rag.types import Passage, SearchResult
+from rag.types import Answer, Citation, Passage, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +74,32 @@ class RagPipeline:
         *,
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
+        generator: Generator | None = None,
         store: VectorStore | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder if embedder is not None else build_embedder(settings.embedding)
         self.reranker = reranker if reranker is not None else build_reranker(settings.rerank)
+        self.generator = (
+            generator if generator is not None else build_generator(settings.generate, embedder=self.embedder)
+        )
+        # The answer of last resort, and the source of the supporting sentence in each citation.
+        self.extractive = (
+            self.generator
+            if isinstance(self.generator, ExtractiveGenerator)
+            else ExtractiveGenerator(self.embedder, settings.generate)
+        )
         self.store = store if store is not None else VectorStore(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
         self.reranker.warm_up()
+        self.generator.warm_up()
 
     def close(self) -> None:
         self.reranker.close()
+        self.generator.close()
 
     def knowledge_base(self, collection: str | None) -> KnowledgeBase:
         name = collection if collection is not None else self.settings.collection
@@ -102,7 +122,8 @@ class RagPipeline:
         started = time.perf_counter()
         recalled = kb.query(vector, top_k, where=chroma_where(options.filters))
         timings["recall"] = time.perf_counter() - started
-        passages, degraded, notes = self._rerank(query, recalled, options, timings)
+        instruction = options.instruction if options.instruction is not None else kb.instruction
+        passages, degraded, notes = self._rerank(query, recalled, replace(options, instruction=instruction), timings)
         return SearchResult(query=query, passages=tuple(passages), timings=timings, degraded=degraded, notes=notes)
 
     def _rerank(
@@ -143,3 +164,101 @@ class RagPipeline:
             f"(a {parameters / 1e6:.0f}M-parameter model reads ~150 tokens/s here; use a GPU or the vllm backend)"
         )
         return recalled[: rerank.cpu_max_candidates], (note,)
+
+    # -- answers ----------------------------------------------------------------------------
+    def ask(self, question: str, *, collection: str | None = None, options: SearchOptions | None = None) -> Answer:
+        answer: Answer | None = None
+        for item in self.ask_stream(question, collection=collection, options=options):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def ask_stream(
+        self, question: str, *, collection: str | None = None, options: SearchOptions | None = None
+    ) -> Iterator[str | Answer]:
+        """The answer's text piece by piece as the generator writes it, then the whole Answer."""
+        result = self.search(question, collection=collection, options=options)
+        passages = result.passages
+        timings = dict(result.timings)
+        degraded, notes = list(result.degraded), list(result.notes)
+        refusal = self._refusal(passages)
+        if refusal is not None:
+            text = not_found_text(question)
+            yield text
+            yield Answer(question, text, (), False, "none", timings, tuple(degraded), (*notes, refusal))
+            return
+        pieces: list[str] = []
+        generator_name = self.generator.name
+        snippets: dict[int, str] = {}
+        started = time.perf_counter()
+        try:
+            if self.generator is self.extractive:
+                text, snippets = self._extract(question, passages, notes)
+                pieces.append(text)
+                yield text
+            else:
+                for piece in self.generator.stream(question, passages):
+                    pieces.append(piece)
+                    yield piece
+        except BackendError as exc:
+            if self.settings.generate.on_failure == "fail":
+                raise
+            degraded.append("generate")
+            if pieces:
+                # The reader already has the first part; what it has is all there is.
+                notes.append(f"generator stopped mid-answer: {exc}")
+            else:
+                log.warning("generator failed, answering extractively: %s", exc)
+                notes.append(f"generator failed, answered extractively: {exc}")
+                generator_name = self.extractive.name
+                text, snippets = self._extract(question, passages, notes)
+                pieces.append(text)
+                yield text
+        timings["generate"] = time.perf_counter() - started
+        text = "".join(pieces).strip()
+        found = bool(text) and not is_not_found(text, question)
+        cited = cited_numbers(text)
+        citations = (
+            tuple(
+                Citation(n, passage, cited=n in cited, snippet=snippets.get(n) or _opening(passage.text))
+                for n, passage in enumerate(passages, start=1)
+            )
+            if found
+            else ()
+        )
+        yield Answer(question, text, citations, found, generator_name, timings, tuple(degraded), tuple(notes))
+
+    def _extract(self, question: str, passages: Sequence[Passage], notes: list[str]) -> tuple[str, dict[int, str]]:
+        extracts, closest = self.extractive.closest(question, passages)
+        if not extracts:
+            notes.append(
+                f"no sentence of the passages is close enough to the question ({closest:.3f} < "
+                f"generate.extractive_min_similarity {self.extractive.min_similarity:g})"
+            )
+        snippets: dict[int, str] = {}
+        for extract in extracts:
+            snippets.setdefault(extract.n, extract.sentence)
+        return self.extractive.compose(question, extracts), snippets
+
+    def _refusal(self, passages: Sequence[Passage]) -> str | None:
+        """Why the knowledge base cannot answer, or None when it may."""
+        if not passages:
+            return "no passage to answer from"
+        generate = self.settings.generate
+        best = passages[0]
+        if best.rerank_score is not None:
+            floor = generate.min_rerank_score
+            if floor is not None and best.rerank_score < floor:
+                return f"best rerank score {best.rerank_score:.3f} is under generate.min_rerank_score {floor:g}"
+        elif generate.min_recall_score is not None and best.recall_score < generate.min_recall_score:
+            return (
+                f"best recall similarity {best.recall_score:.3f} is under generate.min_recall_score "
+                f"{generate.min_recall_score:g}"
+            )
+        return None
+
+
+def _opening(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"

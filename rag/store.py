@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rag.config import Settings
 
 MANIFEST_SUFFIX = "__manifest"
+INSTRUCTION_KEY = "rerank_instruction"  # in the chunk collection's metadata
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{1,60})[A-Za-z0-9]$")
 _MANIFEST_VECTOR = [1.0]  # Chroma wants a vector per record; the manifest is never searched
 _PAGE = 1000  # records per get() when reading a whole collection
@@ -160,6 +161,19 @@ class KnowledgeBase:
     def dimension(self) -> int | None:
         dim = (self._chunks.metadata or {}).get("embedding_dim")
         return int(dim) if dim is not None else None
+
+    @property
+    def instruction(self) -> str | None:
+        """The collection's own rerank instruction (legal, IT, sales...), if it has one."""
+        value = (self._chunks.metadata or {}).get(INSTRUCTION_KEY)
+        return str(value) if value else None
+
+    def set_instruction(self, instruction: str | None) -> None:
+        """Set (or with None, clear) the collection's default rerank instruction."""
+        metadata = {k: v for k, v in (self._chunks.metadata or {}).items() if k != INSTRUCTION_KEY}
+        if instruction:
+            metadata[INSTRUCTION_KEY] = instruction
+        self._call(self._chunks.modify, metadata=metadata)
 
     def check_model(self, model: str, dimension: int | None) -> None:
         if (self.embedding_model and self.embedding_model != model) or (

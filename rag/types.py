@@ -150,3 +150,46 @@ class SearchResult:
             "degraded": list(self.degraded),
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered passage the generator was given; `cited` says whether the answer uses [n]."""
+
+    n: int
+    passage: Passage
+    cited: bool = False
+    snippet: str = ""  # the sentence that best supports the answer, or the passage's opening
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "cited": self.cited, "snippet": self.snippet, **self.passage.to_dict()}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `ask` returns: the answer text, its numbered sources, and how it was made.
+
+    `found` is False when the knowledge base holds nothing good enough to answer from: the text
+    then says so, and no source is cited.
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    found: bool
+    generator: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    degraded: tuple[str, ...] = ()  # stages that fell back: "rerank", "generate"
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "found": self.found,
+            "citations": [c.to_dict() for c in self.citations],
+            "generator": self.generator,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "degraded": list(self.degraded),
+            "notes": list(self.notes),
+        }

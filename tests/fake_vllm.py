@@ -8,14 +8,13 @@ here computed by the tiny Qwen3 stand-in. `fault` makes it misbehave the way rea
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from typing import Any
+
+from .loopback import Reply
 
 
 class FakeVllm:
@@ -41,6 +40,10 @@ class FakeVllm:
                 pair = torch.stack([logits[self.no], logits[self.yes]]).float()
                 out.append(float(torch.softmax(pair, dim=0)[1]))
         return out
+
+    def __call__(self, path: str, body: dict[str, Any], headers: Mapping[str, str]) -> Reply:
+        status, payload = self.handle(path, body)
+        return status, "application/json", payload
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
         with self._lock:
@@ -90,31 +93,3 @@ class FakeVllm:
                 {"id": "score-1", "object": "list", "model": body.get("model"), "data": data, "usage": {}}
             ).encode()
         return 404, b'{"error": "not found"}'
-
-
-@contextmanager
-def serve(fake: FakeVllm) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            status, payload = fake.handle(self.path, json.loads(self.rfile.read(length)))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
-                self.wfile.write(payload)
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -13,7 +13,8 @@ from rag.rerank import build_reranker
 from rag.rerank.vllm_http import VllmReranker
 
 from .conftest import free_port
-from .fake_vllm import FakeVllm, serve
+from .fake_vllm import FakeVllm
+from .loopback import serve
 from .test_rerank import PASSAGES
 
 

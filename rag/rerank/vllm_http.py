@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
+from rag._http import backend_errors, check_status, retrying
 from rag.config import RerankSettings
 from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.rerank import _template
@@ -73,14 +73,7 @@ class VllmReranker:
         return [score for part in results for score in part]
 
     def _request(self, query: str, documents: list[str], deadline: float) -> list[float]:
-        retrying = Retrying(
-            # Never sleep past the deadline: the last real error is what the caller sees.
-            stop=stop_after_attempt(self.vllm.retries + 1) | stop_before_delay(self.vllm.timeout_s),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
-            retry=retry_if_exception_type((BackendUnavailable, BackendTimeout)),
-            reraise=True,
-        )
-        for attempt in retrying:
+        for attempt in retrying(self.vllm.retries, self.vllm.timeout_s):
             with attempt:
                 return self._post(query, documents, deadline)
         raise BackendUnavailable("reranker: no attempt was made")  # unreachable: tenacity re-raises
@@ -96,16 +89,10 @@ class VllmReranker:
         else:
             path = "/v1/score"
             payload = {"model": self.vllm.model, "text_1": query, "text_2": documents}
-        try:
+        who = f"reranker at {self.vllm.url}"
+        with backend_errors(who):
             response = self.client.post(path, json=payload, timeout=remaining)
-        except httpx.TimeoutException:
-            raise BackendTimeout(f"reranker at {self.vllm.url}: timed out") from None
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(f"reranker at {self.vllm.url} unreachable: {exc}") from None
-        if response.status_code >= 500:
-            raise BackendUnavailable(f"reranker at {self.vllm.url}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise BadBackendResponse(f"reranker at {self.vllm.url}: HTTP {response.status_code}: {response.text[:200]}")
+        check_status(response, who)
         return self._parse(response, len(documents))
 
     def _parse(self, response: httpx.Response, expected: int) -> list[float]:

@@ -1,0 +1,29 @@
+"""The little language sense the answer side needs: is this Chinese, and where do sentences end."""
+
+from __future__ import annotations
+
+import re
+
+from sentencex import segment
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LETTER_OR_HAN = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def is_chinese(text: str) -> bool:
+    """Chinese when Han characters are at least a third of the letters (mixed questions that
+    name English products are still Chinese questions)."""
+    letters = len(_LETTER_OR_HAN.findall(text))
+    return letters > 0 and len(_HAN.findall(text)) * 3 >= letters
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences with PDF line breaks folded back into spaces (or nothing, between Han characters)."""
+    language = "zh" if is_chinese(text) else "en"
+    out = []
+    for raw in segment(language, text):
+        sentence = re.sub(r"(?<=[\u3400-\u9fff])\s*\n\s*(?=[\u3400-\u9fff])", "", raw.strip())
+        sentence = " ".join(sentence.split())
+        if sentence:
+            out.append(sentence)
+    return out

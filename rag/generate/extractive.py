@@ -1,0 +1,113 @@
+"""An answer without an LLM: the passages' sentences closest to the question, each cited.
+
+It is the offline profile's generator and every other profile's fallback when the LLM is down.
+It never writes a word the documents do not contain, and it says "not found" when no sentence
+comes close enough to the question (`generate.extractive_min_similarity`, a cosine of the
+configured embedder).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.config import GenerateSettings
+from rag.embedding import Embedder
+from rag.generate._language import is_chinese, sentences
+from rag.generate.prompt import not_found_text
+from rag.types import Passage
+
+# Sentences scored per answer at most: the passages' first ones win. Keeps the fallback quick
+# when a GPU-sized embedder runs on a CPU.
+MAX_CANDIDATE_SENTENCES = 96
+RUNNER_UP_MARGIN = 0.1
+_MAX_SENTENCE_CHARS = 400
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Extract:
+    n: int  # the passage's number (1-based) in the answer
+    sentence: str
+    score: float
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+
+    def __init__(self, embedder: Embedder, settings: GenerateSettings) -> None:
+        self.embedder = embedder
+        self.max_sentences = settings.extractive_sentences
+        self.min_similarity = settings.extractive_min_similarity
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+
+    def close(self) -> None:
+        pass
+
+    def select(self, question: str, passages: Sequence[Passage]) -> list[Extract]:
+        """The best sentences, most similar first, one copy each (overlapping chunks repeat text).
+        Empty when none reaches `min_similarity`; see `closest` for how near the best one came."""
+        return self._select(question, passages)[0]
+
+    def closest(self, question: str, passages: Sequence[Passage]) -> tuple[list[Extract], float]:
+        """The selection and the best sentence's similarity (-1 when there was no sentence)."""
+        return self._select(question, passages)
+
+    def _select(self, question: str, passages: Sequence[Passage]) -> tuple[list[Extract], float]:
+        candidates = [
+            (n, sentence)
+            for n, passage in enumerate(passages, start=1)
+            for sentence in sentences(passage.text)
+            if _substantial(sentence)
+        ][:MAX_CANDIDATE_SENTENCES]
+        if not candidates:
+            return [], -1.0
+        query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
+        scores = vectors @ query
+        chosen: list[Extract] = []
+        seen: list[str] = []
+        order = np.argsort(-scores, kind="stable")
+        # Later sentences must be nearly as close as the best: no padding the answer with weak ones.
+        floor = max(self.min_similarity, float(scores[order[0]]) - RUNNER_UP_MARGIN)
+        for i in order:
+            if scores[i] < floor or len(chosen) == self.max_sentences:
+                break
+            n, sentence = candidates[i]
+            key = " ".join(_WORD.findall(sentence.lower()))
+            if any(key in other or other in key for other in seen):
+                continue
+            seen.append(key)
+            chosen.append(Extract(n, _clip(sentence), float(scores[i])))
+        return chosen, float(scores[order[0]])
+
+    def compose(self, question: str, extracts: Sequence[Extract]) -> str:
+        if not extracts:
+            return not_found_text(question)
+        if is_chinese(question):
+            return "".join(f"{e.sentence}[{e.n}]" for e in extracts)
+        return " ".join(f"{e.sentence} [{e.n}]" for e in extracts)
+
+    def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        yield self.compose(question, self.select(question, passages))
+
+
+def _substantial(sentence: str) -> bool:
+    """Drop headings, page furniture, fragments and questions (an FAQ's question is not its
+    answer): an answer is made of real statements."""
+    if sentence.rstrip().endswith(("?", "？")):
+        return False
+    if is_chinese(sentence):
+        return len(sentence) >= 8
+    return len(_WORD.findall(sentence)) >= 4
+
+
+def _clip(sentence: str) -> str:
+    if len(sentence) <= _MAX_SENTENCE_CHARS:
+        return sentence
+    return sentence[:_MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
