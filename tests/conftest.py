@@ -88,6 +88,27 @@ def tiny_embedder(tiny_models: dict[str, Path]):
     return embedder
 
 
+@pytest.fixture(scope="session")
+def tiny_generator(tiny_models: dict[str, Path]):
+    """The tiny Qwen3 generator in-process, greedy (temperature 0), 12 tokens per answer."""
+    from rag.generate import build_generator
+    from rag.generate.local import LocalGenerator
+
+    settings = load_settings(
+        environ={
+            "RAG_GENERATE__BACKEND": "local",
+            "RAG_GENERATE__MODEL": str(tiny_models["generator"]),
+            "RAG_GENERATE__DEVICE": "cpu",
+            "RAG_GENERATE__TEMPERATURE": "0",
+            "RAG_GENERATE__MAX_TOKENS": "12",
+        }
+    )
+    generator = build_generator(settings.generate, embedder=None)  # type: ignore[arg-type]
+    assert isinstance(generator, LocalGenerator)
+    generator.warm_up()
+    return generator
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,14 +4,14 @@ against a real server on 127.0.0.1, and the in-process backend on the tiny Qwen3
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from rag.config import GenerateSettings, OpenAIGeneratorSettings, load_settings
+from rag.config import GenerateSettings, OpenAIGeneratorSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.generate import build_generator
-from rag.generate.extractive import ExtractiveGenerator
+from rag.generate._language import sentences
+from rag.generate.extractive import Extract, ExtractiveGenerator
 from rag.generate.local import LocalGenerator
 from rag.generate.openai_http import OpenAIChatGenerator
 from rag.generate.prompt import NOT_FOUND_EN, NOT_FOUND_ZH, build_messages, cited_numbers, is_not_found
@@ -84,31 +84,18 @@ class TestExtractive:
         assert extracts == [] and closest < 0.5
         assert "".join(generator.stream("How many weeks of parental leave do I get?", [SALES])) == NOT_FOUND_EN
 
-    def test_chinese_sentences_are_joined_without_spaces(self, minilm) -> None:
-        law = passage(
+    def test_chinese_sentences_are_split_and_joined_without_spaces(self, minilm) -> None:
+        law = (
             "第四十二条 网络运营者不得泄露、篡改、毁损其收集的个人信息。"
-            "网络运营者应当采取技术措施，确保其收集的个人信息安全。"
+            "网络运营者应当采取技术措施，\n确保其收集的个人信息安全。"
         )
-        generator = self.generator(minilm, extractive_min_similarity=-1.0)
-        text = "".join(generator.stream("网络运营者应当如何保护个人信息？", [law]))
-        assert text.count("。[1]") == 2 and "[1] " not in text
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(tiny_models: dict[str, Path]) -> LocalGenerator:
-    settings = load_settings(
-        environ={
-            "RAG_GENERATE__BACKEND": "local",
-            "RAG_GENERATE__MODEL": str(tiny_models["generator"]),
-            "RAG_GENERATE__DEVICE": "cpu",
-            "RAG_GENERATE__TEMPERATURE": "0",
-            "RAG_GENERATE__MAX_TOKENS": "12",
-        }
-    )
-    generator = build_generator(settings.generate, embedder=None)  # type: ignore[arg-type]
-    assert isinstance(generator, LocalGenerator)
-    generator.warm_up()
-    return generator
+        assert sentences(law) == [
+            "第四十二条 网络运营者不得泄露、篡改、毁损其收集的个人信息。",
+            "网络运营者应当采取技术措施，确保其收集的个人信息安全。",
+        ]
+        extracts = [Extract(2, "甲条规定如此。", 0.9), Extract(1, "乙条规定如此。", 0.8)]
+        assert self.generator(minilm).compose("怎么办？", extracts) == "甲条规定如此。[2]乙条规定如此。[1]"
+        assert self.generator(minilm).compose("What now?", extracts[:1]) == "甲条规定如此。 [2]"
 
 
 @pytest.fixture

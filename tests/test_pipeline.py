@@ -11,10 +11,15 @@ import pytest
 from ingest import Ingestor
 from rag.config import VllmRerankSettings, load_settings
 from rag.errors import BackendUnavailable, ConfigError
+from rag.generate.prompt import NOT_FOUND_EN
 from rag.pipeline import RagPipeline, SearchOptions, chroma_where
 from rag.rerank import build_reranker
+from rag.types import Answer
 
 from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
+from .fake_openai import FakeOpenAI
+from .fake_vllm import FakeVllm
+from .loopback import serve
 from .test_ingest import FAQ, RUNBOOK
 
 
@@ -96,6 +101,92 @@ class TestWithTheQwen3Reranker:
             strict.search("error 809")
 
 
+class TestAsk:
+    def test_offline_answer_quotes_and_cites_the_source(self, index: Path, minilm) -> None:
+        answer = pipeline(index, minilm).ask("What does error 809 mean?")
+        assert answer.found and answer.generator == "extractive" and answer.degraded == ()
+        assert answer.text.startswith("Error 809 means the firewall blocks L2TP.")
+        cited = [c for c in answer.citations if c.cited]
+        assert cited[0].passage.file_name == "runbook.md" and cited[0].snippet in answer.text
+        assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+        assert set(answer.timings) == {"embed", "recall", "generate"}
+
+    def test_under_the_floor_is_not_found_without_calling_the_llm(self, index, minilm, tiny_generator) -> None:
+        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        with serve(fake) as url:
+            rag = pipeline(
+                index,
+                minilm,
+                RAG_GENERATE__BACKEND="openai",
+                RAG_GENERATE__OPENAI__URL=f"{url}/v1",
+                RAG_GENERATE__MIN_RECALL_SCORE="0.95",
+            )
+            answer = rag.ask("How many weeks of parental leave do I get?")
+        assert not answer.found and answer.text == NOT_FOUND_EN and answer.citations == ()
+        assert fake.requests == [] and "generate" not in answer.timings
+        assert any("min_recall_score" in note for note in answer.notes)
+
+    def test_llm_answer_streams_then_the_answer_object(self, index, minilm, tiny_generator) -> None:
+        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        with serve(fake) as url:
+            rag = pipeline(
+                index,
+                minilm,
+                RAG_GENERATE__BACKEND="openai",
+                RAG_GENERATE__OPENAI__URL=f"{url}/v1",
+                RAG_GENERATE__MAX_TOKENS="12",
+                RAG_GENERATE__TEMPERATURE="0",
+            )
+            events = list(rag.ask_stream("What does error 809 mean?", options=SearchOptions(top_n=2)))
+        *pieces, answer = events
+        assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces) and len(pieces) > 1
+        assert answer.text == "".join(pieces).strip() and answer.generator == "openai"
+        prompt = fake.requests[0]["messages"][1]["content"]
+        assert '<passage n="1" file="runbook.md"' in prompt and "Error 809 means" in prompt
+        assert prompt.count("<passage n=") == 2 and {"embed", "recall", "generate"} <= set(answer.timings)
+
+    def test_generator_down_answers_extractively_and_says_so(self, index: Path, minilm) -> None:
+        down = {"RAG_GENERATE__BACKEND": "openai", "RAG_GENERATE__OPENAI__URL": f"http://127.0.0.1:{free_port()}/v1"}
+        answer = pipeline(index, minilm, **down).ask("What does error 809 mean?")
+        assert answer.degraded == ("generate",) and answer.generator == "extractive" and answer.found
+        assert "Error 809 means the firewall blocks L2TP" in answer.text
+        assert any("generator failed" in note for note in answer.notes)
+        with pytest.raises(BackendUnavailable):
+            pipeline(index, minilm, **down, RAG_GENERATE__ON_FAILURE="fail").ask("What does error 809 mean?")
+
+    def test_generator_cut_off_mid_answer_keeps_what_came_and_says_so(self, index, minilm, tiny_generator) -> None:
+        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        fake.fault = "cut"
+        with serve(fake) as url:
+            rag = pipeline(index, minilm, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"{url}/v1")
+            answer = rag.ask("What does error 809 mean?")
+        assert answer.degraded == ("generate",) and answer.generator == "openai"
+        assert any("stopped mid-answer" in note for note in answer.notes)
+
+    def test_rerank_floor_and_collection_instruction(self, index: Path, minilm, tiny_models) -> None:
+        settings = load_settings(
+            environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
+        )
+        tiny = build_reranker(settings.rerank)
+        tiny.warm_up()
+        fake = FakeVllm(tiny._model, tiny._tokenizer, tiny._yes, tiny._no)  # type: ignore[attr-defined]
+        with serve(fake) as url:
+            served = build_reranker(
+                settings.rerank.model_copy(update={"backend": "vllm", "vllm": VllmRerankSettings(url=url)})
+            )
+            rag = pipeline(index, minilm, served, RAG_GENERATE__MIN_RERANK_SCORE="1.0")
+            rag.knowledge_base(None).set_instruction("Find VPN fixes for the helpdesk")
+            try:
+                refused = rag.ask("error 809")
+                rag._kbs.clear()  # reopen: the instruction was changed under the cached handle
+                own = rag.search("error 809", options=SearchOptions(instruction="Per-request task"))
+            finally:
+                rag.knowledge_base(None).set_instruction(None)
+        assert not refused.found and any("min_rerank_score" in note for note in refused.notes)
+        assert "<Instruct>: Find VPN fixes for the helpdesk\n" in fake.requests[0]["query"]
+        assert "<Instruct>: Per-request task\n" in fake.requests[-1]["query"] and own.passages
+
+
 class TestCli:
     def test_search_json(self, index: Path) -> None:
         result = run_cli(
@@ -110,6 +201,19 @@ class TestCli:
         body = json.loads(result.stdout)
         assert body["passages"][0]["file"] == "policy.md" and len(body["passages"]) == 2
         assert body["passages"][0]["recall_rank"] == 1 and body["degraded"] == []
+
+    def test_ask_json_and_stream(self, index: Path) -> None:
+        env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index)}
+        result = run_cli("ask", "What does error 809 mean?", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        body = json.loads(result.stdout)
+        assert body["found"] and body["answer"].startswith("Error 809 means") and body["generator"] == "extractive"
+        assert body["citations"][0]["file"] == "runbook.md" and body["citations"][0]["cited"] is True
+        streamed = run_cli("ask", "What does error 809 mean?", "--stream", "--json", env=env)
+        lines = [json.loads(line) for line in streamed.stdout.splitlines()]
+        assert "".join(line["delta"] for line in lines[:-1]) == lines[-1]["answer"]["answer"] == body["answer"]
+        plain = run_cli("ask", "What does error 809 mean?", env=env)
+        assert plain.stdout.startswith("Error 809 means") and "*[1] runbook.md" in plain.stdout
 
     def test_rerank_command_with_the_tiny_qwen3(self, tiny_models: dict[str, Path], tmp_path: Path) -> None:
         candidates = tmp_path / "docs.txt"

@@ -7,6 +7,8 @@ import re
 from sentencex import segment
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"  # Han and CJK punctuation
+_CJK_LINE_BREAK = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")
 _LETTER_OR_HAN = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -22,7 +24,7 @@ def sentences(text: str) -> list[str]:
     language = "zh" if is_chinese(text) else "en"
     out = []
     for raw in segment(language, text):
-        sentence = re.sub(r"(?<=[\u3400-\u9fff])\s*\n\s*(?=[\u3400-\u9fff])", "", raw.strip())
+        sentence = _CJK_LINE_BREAK.sub("", raw.strip())
         sentence = " ".join(sentence.split())
         if sentence:
             out.append(sentence)
