@@ -86,6 +86,8 @@ class RerankSettings(_Section):
     max_length: int = Field(default=8192, ge=64)
     # Tokens per forward pass (batch size x longest sequence, after sorting by length).
     batch_tokens: int = Field(default=16384, ge=256)
+    # torch.compile the local reranker on a GPU: ~2x faster forwards after ~2 minutes of warm-up.
+    compile: bool = False
     top_n: int = Field(default=5, ge=1)
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     # An unreachable reranker: fall back to recall order and flag it (degrade), or fail the request.

@@ -41,17 +41,25 @@ def _tokenizer(*, append_eos: bool) -> Any:
     return tokenizer
 
 
-def _config(vocab_size: int, *, layers: int, hidden: int, heads: int, kv_heads: int) -> Any:
+# Qwen3-0.6B's shape (Qwen3-Reranker-0.6B and Qwen3-Embedding-0.6B share it): for benchmarks of
+# the real cost with random weights.
+QWEN3_0_6B_SHAPE = {"layers": 28, "hidden": 1024, "heads": 16, "kv_heads": 8, "intermediate": 3072, "head_dim": 128}
+TINY_SHAPE = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "head_dim": 16}
+
+
+def _config(
+    vocab_size: int, *, layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, head_dim: int
+) -> Any:
     from transformers import Qwen3Config
 
     return Qwen3Config(
         vocab_size=vocab_size,
         hidden_size=hidden,
-        intermediate_size=hidden * 2,
+        intermediate_size=intermediate,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
-        head_dim=hidden // heads,
+        head_dim=head_dim,
         max_position_embeddings=32768,
         tie_word_embeddings=True,
         pad_token_id=151643,
@@ -60,7 +68,7 @@ def _config(vocab_size: int, *, layers: int, hidden: int, heads: int, kv_heads: 
     )
 
 
-def build_embedding(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+def build_embedding(out: Path, *, seed: int = 0, shape: dict[str, int] | None = None) -> Path:
     """A Qwen3-Embedding-shaped sentence-transformers folder: last-token pooling, query prompt."""
     import torch
     from sentence_transformers import SentenceTransformer, models  # type: ignore[attr-defined]
@@ -69,7 +77,7 @@ def build_embedding(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 
     torch.manual_seed(seed)
     tokenizer = _tokenizer(append_eos=True)
     hf_dir = out / "_hf"
-    Qwen3Model(_config(len(tokenizer), layers=layers, hidden=hidden, heads=4, kv_heads=2)).save_pretrained(hf_dir)
+    Qwen3Model(_config(len(tokenizer), **(shape or TINY_SHAPE))).save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
     transformer = models.Transformer(str(hf_dir), max_seq_length=8192)
     pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
@@ -83,14 +91,17 @@ def build_embedding(out: Path, *, seed: int = 0, layers: int = 2, hidden: int = 
     return out
 
 
-def build_causal_lm(out: Path, *, seed: int = 1, layers: int = 2, hidden: int = 64) -> Path:
-    """A Qwen3ForCausalLM folder with Qwen3's tokenizer and chat template (reranker or generator)."""
+def build_causal_lm(out: Path, *, seed: int = 1, shape: dict[str, int] | None = None, dtype: Any = None) -> Path:
+    """A Qwen3ForCausalLM folder with Qwen3's tokenizer and chat template (reranker or generator);
+    tiny unless another shape (e.g. QWEN3_0_6B_SHAPE) is given."""
     import torch
     from transformers import GenerationConfig, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
     tokenizer = _tokenizer(append_eos=False)
-    model = Qwen3ForCausalLM(_config(len(tokenizer), layers=layers, hidden=hidden, heads=4, kv_heads=2))
+    model = Qwen3ForCausalLM(_config(len(tokenizer), **(shape or TINY_SHAPE)))
+    if dtype is not None:
+        model = model.to(dtype)
     model.generation_config = GenerationConfig(
         eos_token_id=[151645, 151643], pad_token_id=151643, do_sample=False, max_new_tokens=64
     )
