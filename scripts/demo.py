@@ -1,4 +1,5 @@
-"""`make demo`: ingest the sample documents in data/ and show what the index can find.
+"""`make demo`: ingest the sample documents in data/, then answer sample questions end to end
+(recall -> rerank -> answer), printing each answer, its citations and the stage timings.
 
 Uses configs/default.yaml (the real Qwen3 models). Where they cannot be loaded here (no weights,
 no hub), it says so in one line and runs on configs/offline.yaml instead.
@@ -19,6 +20,9 @@ sys.path.insert(0, str(PROJECT))
 from ingest import Ingestor  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.errors import ModelLoadError, RagError  # noqa: E402
+from rag.pipeline import RagPipeline  # noqa: E402
+from rag.rerank import build_reranker  # noqa: E402
+from rag.types import Answer  # noqa: E402
 
 COLLECTION_PREFIX = "demo"
 QUESTIONS = [
@@ -26,6 +30,7 @@ QUESTIONS = [
     "How long must a password be?",
     "发现数据泄露后多久之内需要报告？",
     "What is the hotel limit in London?",
+    "How many weeks of parental leave do employees get?",  # not in data/: should be refused
 ]
 console = Console(soft_wrap=True)
 
@@ -41,6 +46,22 @@ def ready_ingestor() -> Ingestor:
     ingestor = Ingestor(load_settings(PROJECT / "configs" / "offline.yaml"))
     ingestor.warm_up()
     return ingestor
+
+
+def show(answer: Answer) -> None:
+    console.print(f"\n[bold]Q: {answer.question}[/]", highlight=False)
+    console.print(f"A: {answer.text}", highlight=False, markup=False)
+    for citation in answer.citations:
+        if not citation.cited:
+            continue
+        passage = citation.passage
+        where = passage.file_name + (f" p.{passage.page}" if passage.page else "")
+        heading = f" - {passage.heading}" if passage.heading else ""
+        console.print(f"   [{citation.n}] {where}{heading}", highlight=False, markup=False)
+    timings = ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in answer.timings.items())
+    console.print(f"   [dim]{answer.generator}: {timings}[/]", highlight=False)
+    for line in (*answer.notes, *(f"degraded: {stage}" for stage in answer.degraded)):
+        console.print(f"   [yellow]{line}[/]", highlight=False)
 
 
 def main() -> int:
@@ -64,20 +85,22 @@ def main() -> int:
         )
     console.print(table)
 
-    kb = ingestor.store.open(collection)
-    console.print("\nnearest passages (recall only; reranking and answers come with the query pipeline):")
+    try:
+        pipeline = RagPipeline(ingestor.settings, embedder=ingestor.embedder, store=ingestor.store)
+        pipeline.reranker.warm_up()
+    except ModelLoadError as exc:
+        console.print(f"[yellow]{exc}[/] -> answering in recall order", highlight=False)
+        offline = load_settings(PROJECT / "configs" / "offline.yaml").rerank
+        pipeline = RagPipeline(
+            ingestor.settings, embedder=ingestor.embedder, reranker=build_reranker(offline), store=ingestor.store
+        )
     for question in QUESTIONS:
-        hits = kb.query(ingestor.embedder.embed_query(question), 2)
-        console.print(f"\n[bold]{question}[/]")
-        for hit in hits:
-            where = hit.file_name
-            if hit.page:
-                where += f" p.{hit.page}"
-            heading = hit.heading
-            snippet = " ".join(hit.text.split())[:160]
-            console.print(
-                f"  {hit.recall_rank}. [{hit.recall_score:.2f}] {where} — {heading}\n     {snippet}", highlight=False
-            )
+        try:
+            answer = pipeline.ask(question, collection=collection)
+        except RagError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 1
+        show(answer)
     console.print(
         f"\nindex: {ingestor.store.location}  (try: .venv/bin/rag --config configs/offline.yaml docs -c {collection})"
     )
