@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench-ingest tiny-models clean
+.PHONY: demo test lint bench-ingest bench-rerank tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ lint: $(VENV)/.dev-installed
 
 bench-ingest: $(VENV)/.local-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingest.py
+
+bench-rerank: $(VENV)/.local-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/rerank.py
 
 tiny-models: $(VENV)/.local-installed
 	$(BIN)/python scripts/make_tiny_models.py .tiny-models
