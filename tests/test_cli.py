@@ -69,9 +69,13 @@ class TestCommands:
         listed = json.loads(run_cli("docs", "-c", "policies", "--json", env=env).stdout)
         assert [Path(d["source"]).name for d in listed] == ["policy.md"]
         kbs = json.loads(run_cli("collections", "--json", env=env).stdout)
-        assert kbs == [
-            {"name": "policies", "documents": 1, "chunks": 1, "model": "sentence-transformers/all-MiniLM-L6-v2"}
-        ]
+        model = "sentence-transformers/all-MiniLM-L6-v2"
+        assert kbs == [{"name": "policies", "documents": 1, "chunks": 1, "model": model, "instruction": None}]
+        task = "Given a policy question, find the rule that answers it"
+        assert run_cli("collections", "instruction", "policies", task, env=env).stdout.strip() == task
+        assert json.loads(run_cli("collections", "--json", env=env).stdout)[0]["instruction"] == task
+        cleared = run_cli("collections", "instruction", "policies", "--clear", env=env).stdout
+        assert cleared.startswith("(global default) Given a web search query")
         deleted = run_cli("docs", "delete", listed[0]["doc_id"], "-c", "policies", "--json", env=env)
         assert json.loads(deleted.stdout) == {"deleted": [listed[0]["doc_id"]]}
         assert json.loads(run_cli("docs", "-c", "policies", "--json", env=env).stdout) == []
