@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from ingest import Ingestor
+from rag._models import CPU_HEAVY_PARAMETERS
 from rag.config import VllmRerankSettings, load_settings
 from rag.errors import BackendUnavailable, ConfigError
 from rag.generate.prompt import NOT_FOUND_EN
 from rag.pipeline import RagPipeline, SearchOptions, chroma_where
 from rag.rerank import build_reranker
+from rag.tiny_models import build_causal_lm
 from rag.types import Answer
 
 from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
@@ -85,6 +87,21 @@ class TestWithTheQwen3Reranker:
             "error 809", options=SearchOptions(top_n=100, min_score=threshold)
         )
         assert len(kept.passages) == 2
+
+    def test_a_gpu_sized_reranker_on_the_cpu_reranks_fewer_shorter_candidates(
+        self, index: Path, minilm, tmp_path: Path
+    ) -> None:
+        # One layer, but Qwen3's 151k x 1024 embedding table: over the 150M-parameter line, cheap to run.
+        shape = {"layers": 1, "hidden": 1024, "heads": 8, "kv_heads": 4, "intermediate": 1024, "head_dim": 128}
+        folder = build_causal_lm(tmp_path / "wide-reranker", shape=shape)
+        environ = {"RAG_RERANK__MODEL": str(folder), "RAG_RERANK__DEVICE": "cpu"}
+        wide = build_reranker(load_settings(environ={**environ, "RAG_RERANK__CPU_MAX_CANDIDATES": "2"}).rerank)
+        wide.warm_up()
+        assert wide.parameter_count > CPU_HEAVY_PARAMETERS and wide.max_length == 1024  # cpu_max_length
+        rag = pipeline(index, minilm, wide, **environ, RAG_RERANK__CPU_MAX_CANDIDATES="2")
+        result = rag.search("error 809", options=SearchOptions(top_n=10))
+        assert len(result.passages) == 2 and {p.recall_rank for p in result.passages} == {1, 2}
+        assert result.degraded == () and any("rerank on CPU: 2 of" in note for note in result.notes)
 
     def test_unreachable_reranker_degrades_visibly_within_its_timeout(self, index: Path, minilm) -> None:
         settings = offline_settings(index).rerank.model_copy(
