@@ -115,6 +115,8 @@ class LocalQwen3Reranker:
         for row, sequence in enumerate(sequences):
             ids[row, longest - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
             mask[row, longest - len(sequence) :] = 1
+        if self.device.startswith("cuda"):
+            ids, mask = ids.pin_memory(), mask.pin_memory()  # so the copy does not wait for the GPU
         return ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
 
     def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]:
@@ -123,15 +125,19 @@ class LocalQwen3Reranker:
         self.warm_up()
         torch = require_torch()
         sequences = self.encode_pairs(query, passages, instruction)
-        scores = [0.0] * len(sequences)
+        groups = self.batches(sequences)
+        results = []
         with torch.inference_mode():
-            for group in self.batches(sequences):
+            for group in groups:
                 ids, mask = self._padded([sequences[i] for i in group])
                 # use_cache=False: a KV cache is for generating; building one here only copies.
                 logits = self._forward(input_ids=ids, attention_mask=mask, logits_to_keep=1, use_cache=False)
                 last = logits.logits[:, -1, :]
                 pair = torch.stack([last[:, self._no], last[:, self._yes]], dim=1).float()
-                p_yes = torch.softmax(pair, dim=1)[:, 1].tolist()
-                for i, value in zip(group, p_yes, strict=True):
-                    scores[i] = float(value)
+                # Kept on the device: reading it now would make the CPU wait instead of padding the next batch.
+                results.append(torch.softmax(pair, dim=1)[:, 1])
+            p_yes = torch.cat(results).tolist()
+        scores = [0.0] * len(sequences)
+        for i, value in zip((i for group in groups for i in group), p_yes, strict=True):
+            scores[i] = float(value)
         return scores
