@@ -7,9 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+
+
+def bearer(api_key: SecretStr | None) -> dict[str, str]:
+    """The Authorization header for a key, or no header."""
+    return {} if api_key is None else {"Authorization": f"Bearer {api_key.get_secret_value()}"}
 
 
 @contextmanager

@@ -424,6 +424,29 @@ def rerank(
     out.print(table)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: api.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: api.port, 8000).")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) with uvicorn."""
+    import uvicorn
+
+    from rag.api import create_app
+    from rag.api.auth import is_loopback
+
+    with _errors():
+        settings = _settings()
+        bind_host = host if host is not None else settings.api.host
+        if not settings.api.keys and not is_loopback(bind_host):
+            raise ConfigError(
+                f"refusing to serve on {bind_host} without API keys: anyone who can reach it could read and "
+                "change every collection. Configure api.keys (RAG_API__KEYS) or bind to 127.0.0.1."
+            )
+        application = create_app(settings)
+    uvicorn.run(application, host=bind_host, port=port if port is not None else settings.api.port, log_level="info")
+
+
 def _timings(timings: dict[str, float]) -> str:
     return ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in timings.items())
 

@@ -73,6 +73,7 @@ class VllmRerankSettings(_Section):
     template: Literal["client", "server"] = "client"
     timeout_s: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
+    api_key: SecretStr | None = None  # for a server started with --api-key
     max_documents_per_request: int = Field(default=32, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64)
 
@@ -138,6 +139,25 @@ class IngestSettings(_Section):
     parse_workers: int = Field(default=1, ge=0, le=8)
 
 
+class ApiKey(_Section):
+    """One client's key: what it may do (read < write < admin) and to which collections ("*": all)."""
+
+    key: SecretStr
+    role: Literal["read", "write", "admin"] = "read"
+    collections: list[str] = ["*"]
+    name: str = ""  # shown in logs instead of the key
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # With no keys the server only binds to a loopback address (everyone there is trusted).
+    keys: list[ApiKey] = []
+    max_question_chars: int = Field(default=4000, ge=1)
+    max_rerank_documents: int = Field(default=1000, ge=1)
+    max_top_k: int = Field(default=1000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -155,6 +175,7 @@ class Settings(BaseSettings):
     recall: RecallSettings = RecallSettings()
     rerank: RerankSettings = RerankSettings()
     generate: GenerateSettings = GenerateSettings()
+    api: ApiSettings = ApiSettings()
 
 
 class _MappingEnvSource(EnvSettingsSource):

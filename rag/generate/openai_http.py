@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from rag._http import backend_errors, check_status, retrying
+from rag._http import backend_errors, bearer, check_status, retrying
 from rag.config import GenerateSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.generate.prompt import build_messages
@@ -35,9 +35,7 @@ class OpenAIChatGenerator:
 
     def warm_up(self) -> None:
         if self._client is None:
-            headers = {}
-            if self.openai.api_key is not None:
-                headers["Authorization"] = f"Bearer {self.openai.api_key.get_secret_value()}"
+            headers = bearer(self.openai.api_key)
             timeout = httpx.Timeout(self.openai.timeout_s, connect=self.openai.connect_timeout_s)
             self._client = httpx.Client(base_url=self.openai.url.rstrip("/") + "/", headers=headers, timeout=timeout)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from rag._http import backend_errors, check_status, retrying
+from rag._http import backend_errors, bearer, check_status, retrying
 from rag.config import RerankSettings
 from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.rerank import _template
@@ -37,7 +37,9 @@ class VllmReranker:
 
     def warm_up(self) -> None:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.vllm.url, timeout=self.vllm.timeout_s)
+            self._client = httpx.Client(
+                base_url=self.vllm.url, headers=bearer(self.vllm.api_key), timeout=self.vllm.timeout_s
+            )
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:

@@ -1,0 +1,151 @@
+"""The HTTP API under a real uvicorn on 127.0.0.1, with httpx: search, ask (streaming), rerank,
+errors, limits and the API-key matrix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag.api import create_app
+from rag.config import VllmRerankSettings, load_settings
+from rag.pipeline import RagPipeline
+from rag.rerank import build_reranker
+
+from .conftest import OFFLINE_PROFILE, offline_settings, run_cli
+from .loopback import serve_asgi
+from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
+
+KEYS = json.dumps(
+    [
+        {"key": "reader-default", "role": "read", "collections": ["default"], "name": "reader"},
+        {"key": "reader-other", "role": "read", "collections": ["other"], "name": "other"},
+        {"key": "admin-key", "role": "admin", "name": "admin"},
+    ]
+)
+READER = {"Authorization": "Bearer reader-default"}
+
+
+@pytest.fixture(scope="module")
+def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # noqa: F811
+    settings = offline_settings(
+        index,
+        RAG_API__KEYS=KEYS,
+        RAG_API__MAX_QUESTION_CHARS="500",
+        RAG_API__MAX_RERANK_DOCUMENTS="8",
+        RAG_RERANK__BACKEND="local",
+        RAG_RERANK__MODEL=str(tiny_models["reranker"]),
+        RAG_RERANK__DEVICE="cpu",
+        RAG_GENERATE__MIN_RERANK_SCORE="0",  # the tiny model's scores mean nothing
+    )
+    pipeline = RagPipeline(settings, embedder=minilm)
+    pipeline.warm_up()
+    with serve_asgi(create_app(settings, pipeline=pipeline)) as url:
+        yield url
+
+
+def test_health_needs_no_key(api: str) -> None:
+    response = httpx.get(f"{api}/healthz")
+    assert response.json() == {"status": "ok"} and response.headers["X-Request-ID"]
+
+
+def test_search_and_ask(api: str) -> None:
+    found = httpx.post(f"{api}/v1/search", json={"query": "what does error 809 mean?", "top_n": 2}, headers=READER)
+    assert found.status_code == 200, found.text
+    passages = found.json()["passages"]
+    assert len(passages) == 2 and passages[0]["rerank_score"] is not None
+    answer = httpx.post(f"{api}/v1/ask", json={"question": "What does error 809 mean?"}, headers=READER, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["found"] and body["citations"] and {"embed", "recall", "generate"} <= set(body["timings"])
+
+
+def test_ask_streams_server_sent_events(api: str) -> None:
+    events = []
+    with httpx.stream(
+        "POST", f"{api}/v1/ask", json={"question": "What does error 809 mean?", "stream": True}, headers=READER
+    ) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    assert [n for n, _ in events][-1] == "answer" and all(n == "delta" for n, _ in events[:-1])
+    assert "".join(d["text"] for _, d in events[:-1]).strip() == events[-1][1]["answer"]
+
+
+def test_rerank_is_wire_compatible_and_our_vllm_client_works_against_it(api: str, tiny_models) -> None:
+    documents = ["Printers jam.", {"text": "Error 809: the firewall blocks L2TP."}, "第一条 数据安全"]
+    response = httpx.post(
+        f"{api}/v1/rerank",
+        json={"model": "m", "query": "error 809", "documents": documents, "top_n": 2},
+        headers=READER,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "m" and body["usage"]["total_tokens"] > 0 and len(body["results"]) == 2
+    scores = [r["relevance_score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True) and body["results"][0]["document"]["text"]
+    # Our own vllm backend, pointed at this endpoint, equals the local backend on the same model.
+    local_settings = load_settings(
+        environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
+    ).rerank
+    local = build_reranker(local_settings)
+    texts = ["Printers jam.", "Error 809: the firewall blocks L2TP.", "第一条 数据安全"]
+    expected = local.score("error 809", texts)
+    vllm = VllmRerankSettings(url=api, template="server", api_key="reader-default")  # type: ignore[arg-type]
+    client = build_reranker(local_settings.model_copy(update={"backend": "vllm", "vllm": vllm}))
+    assert client.score("error 809", texts) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/search", {"query": "error 809"}),
+        ("/v1/ask", {"question": "error 809"}),
+        ("/v1/ask", {"question": "error 809", "stream": True}),
+        ("/v1/rerank", {"query": "q", "documents": ["a"]}),
+    ],
+)
+def test_key_matrix(api: str, path: str, body: dict) -> None:
+    def post(headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(f"{api}{path}", json=body, headers=headers, timeout=60)
+
+    assert post({}).status_code == 401 and post({}).json()["error"]["code"] == "unauthorized"
+    assert post({"Authorization": "Bearer nope"}).status_code == 401
+    if path != "/v1/rerank":  # rerank touches no collection
+        forbidden = post({"Authorization": "Bearer reader-other"})
+        assert forbidden.status_code == 403 and "collection 'default'" in forbidden.json()["error"]["message"]
+    assert post(READER).status_code == 200
+    assert post({"X-API-Key": "admin-key"}).status_code == 200
+
+
+def test_errors_are_json_with_clear_codes(api: str) -> None:
+    cases = [
+        ({"question": "x" * 501}, 413, "too_long"),
+        ({"question": ""}, 422, "invalid_request"),
+        ({"question": "q", "top_k": 100000}, 422, "invalid_request"),
+        ({"question": "q", "unknown": 1}, 422, "invalid_request"),
+        ({"question": "q", "collection": "missing-kb"}, 404, "collection_not_found"),
+        ({"question": "q", "collection": "missing-kb", "stream": True}, 404, "collection_not_found"),
+    ]
+    admin = {"Authorization": "Bearer admin-key"}
+    for body, status, code in cases:
+        response = httpx.post(f"{api}/v1/ask", json=body, headers=admin)
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), (body, response.text)
+        assert "Traceback" not in response.text
+    too_many = httpx.post(f"{api}/v1/rerank", json={"query": "q", "documents": ["d"] * 9}, headers=admin)
+    assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_documents"
+    broken = httpx.post(f"{api}/v1/search", content=b"{not json", headers={**admin, "Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
+    env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(tmp_path)}
+    result = run_cli("serve", "--host", "0.0.0.0", env=env, timeout=120)
+    assert result.returncode == 2 and "refusing to serve on 0.0.0.0 without API keys" in result.stderr
