@@ -156,6 +156,8 @@ class ApiSettings(_Section):
     max_question_chars: int = Field(default=4000, ge=1)
     max_rerank_documents: int = Field(default=1000, ge=1)
     max_top_k: int = Field(default=1000, ge=1)
+    max_upload_mb: float = Field(default=100, gt=0)  # per file
+    max_files_per_upload: int = Field(default=20, ge=1)
 
 
 class Settings(BaseSettings):

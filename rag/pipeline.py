@@ -109,6 +109,10 @@ class RagPipeline:
             self._kbs[name] = kb
         return self._kbs[name]
 
+    def forget(self, collection: str) -> None:
+        """Drop a cached collection handle (after it was created, changed or written elsewhere)."""
+        self._kbs.pop(collection, None)
+
     def search(
         self, query: str, *, collection: str | None = None, options: SearchOptions | None = None
     ) -> SearchResult:

@@ -24,6 +24,7 @@ KEYS = json.dumps(
         {"key": "reader-default", "role": "read", "collections": ["default"], "name": "reader"},
         {"key": "reader-other", "role": "read", "collections": ["other"], "name": "other"},
         {"key": "admin-key", "role": "admin", "name": "admin"},
+        {"key": "writer-uploads", "role": "write", "collections": ["uploads-kb"], "name": "writer"},
     ]
 )
 READER = {"Authorization": "Bearer reader-default"}
@@ -44,6 +45,14 @@ def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # 
     pipeline = RagPipeline(settings, embedder=minilm)
     pipeline.warm_up()
     with serve_asgi(create_app(settings, pipeline=pipeline)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def offline_api(index: Path, minilm) -> Iterator[str]:  # noqa: F811
+    """The offline profile as shipped (recall order, extractive answers): for answer quality."""
+    settings = offline_settings(index, RAG_API__KEYS=KEYS)
+    with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
         yield url
 
 
@@ -149,3 +158,68 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(tmp_path)}
     result = run_cli("serve", "--host", "0.0.0.0", env=env, timeout=120)
     assert result.returncode == 2 and "refusing to serve on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_upload_ask_list_delete_round_trip_with_a_real_pdf(
+    offline_api: str,
+    corpus: Path,
+    index: Path,  # noqa: F811
+) -> None:
+    api = offline_api
+    writer = {"Authorization": "Bearer writer-uploads"}
+    pdf = (corpus / "en" / "SP800-40r3.pdf").read_bytes()
+    files = [
+        ("files", ("SP800-40r3.pdf", pdf, "application/pdf")),
+        ("files", ("not-a-pdf.pdf", (corpus / "nasty" / "not-a-pdf.pdf").read_bytes(), "application/pdf")),
+        ("files", ("../../evil.txt", b"Harmless text that tried to escape the upload folder.", "text/plain")),
+        ("files", ("junk.md", bytes(range(256)) * 4, "text/markdown")),
+        ("files", ("tool.exe", b"MZ", "application/octet-stream")),
+    ]
+    refused = httpx.post(f"{api}/v1/collections/uploads-kb/documents", files=files[:1], headers=READER)
+    assert refused.status_code == 403
+    response = httpx.post(f"{api}/v1/collections/uploads-kb/documents", files=files, headers=writer, timeout=300)
+    assert response.status_code == 200, response.text
+    outcomes = {o["file"]: o for o in response.json()["files"]}
+    assert outcomes["SP800-40r3.pdf"]["status"] == "added" and outcomes["SP800-40r3.pdf"]["pages"] > 20
+    assert outcomes["not-a-pdf.pdf"] == {
+        "file": "not-a-pdf.pdf",
+        "status": "failed",
+        "reason": "named .pdf but is not a PDF",
+    }
+    assert outcomes["evil.txt"]["status"] == "added"  # its name lost the path, the file stayed inside
+    assert outcomes["junk.md"]["reason"] == "named .md but holds binary data"
+    assert "not accepted" in outcomes["tool.exe"]["reason"] and response.json()["failed"] == 3
+
+    question = "Among the SCAP components, what is CCSS used for, as opposed to CVSS?"
+    answer = httpx.post(
+        f"{api}/v1/ask", json={"question": question, "collection": "uploads-kb"}, headers=writer, timeout=120
+    ).json()
+    assert answer["found"] and ("SP800-40r3.pdf", 23) in {(c["file"], c["page"]) for c in answer["citations"]}
+
+    listed = httpx.get(f"{api}/v1/collections/uploads-kb/documents", headers=writer).json()["documents"]
+    assert sorted(d["file"] for d in listed) == ["SP800-40r3.pdf", "evil.txt"]
+    collections = httpx.get(f"{api}/v1/collections", headers=writer).json()["collections"]
+    assert [c["name"] for c in collections] == ["uploads-kb"]  # only what this key may read
+    pdf_id = next(d["doc_id"] for d in listed if d["file"] == "SP800-40r3.pdf")
+    assert httpx.delete(f"{api}/v1/collections/uploads-kb/documents/{pdf_id}", headers=READER).status_code == 403
+    deleted = httpx.delete(f"{api}/v1/collections/uploads-kb/documents/{pdf_id}", headers=writer)
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": pdf_id}
+    listed = httpx.get(f"{api}/v1/collections/uploads-kb/documents", headers=writer).json()["documents"]
+    assert [d["file"] for d in listed] == ["evil.txt"]
+    again = httpx.delete(f"{api}/v1/collections/uploads-kb/documents/{pdf_id}", headers=writer)
+    assert again.status_code == 404 and again.json()["error"]["code"] == "document_not_found"
+    # Kept uploads: exactly the documents the index holds; nothing staged or half-written is left.
+    assert sorted(p.name for p in (index / "uploads" / "uploads-kb").iterdir()) == ["evil.txt"]
+
+
+def test_create_collection_needs_admin(api: str) -> None:
+    body = {"name": "sales-kb", "instruction": "Given a sales question, find the price or policy that answers it"}
+    assert httpx.post(f"{api}/v1/collections", json=body, headers=READER).status_code == 403
+    created = httpx.post(f"{api}/v1/collections", json=body, headers={"X-API-Key": "admin-key"})
+    assert created.status_code == 201, created.text
+    listed = httpx.get(f"{api}/v1/collections", headers={"X-API-Key": "admin-key"}).json()["collections"]
+    assert {"name": "sales-kb", "documents": 0, "chunks": 0}.items() <= next(
+        c for c in listed if c["name"] == "sales-kb"
+    ).items()
+    bad = httpx.post(f"{api}/v1/collections", json={"name": "../etc"}, headers={"X-API-Key": "admin-key"})
+    assert bad.status_code == 400 and "invalid collection name" in bad.json()["error"]["message"]

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.api.auth import KeyRing, presented_key
+from rag.api.documents import documents_router
 from rag.api.errors import ApiError, error_body, install_error_handlers
 from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankRequest, SearchRequest
 from rag.config import Settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(documents_router(settings, keys))
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
