@@ -15,7 +15,7 @@ from rag.config import VllmRerankSettings, load_settings
 from rag.pipeline import RagPipeline
 from rag.rerank import build_reranker
 
-from .conftest import OFFLINE_PROFILE, offline_settings, run_cli
+from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
 from .loopback import serve_asgi
 from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
 
@@ -223,3 +223,59 @@ def test_create_collection_needs_admin(api: str) -> None:
     ).items()
     bad = httpx.post(f"{api}/v1/collections", json={"name": "../etc"}, headers={"X-API-Key": "admin-key"})
     assert bad.status_code == 400 and "invalid collection name" in bad.json()["error"]["message"]
+
+
+def test_the_openai_sdk_asks_a_collection(offline_api: str) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{offline_api}/v1", api_key="reader-default", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == ["default"]
+    messages = [
+        {"role": "system", "content": "You are the helpdesk."},
+        {"role": "user", "content": "What does error 809 mean?"},
+    ]
+    completion = client.chat.completions.create(model="default", messages=messages)  # type: ignore[arg-type]
+    text = completion.choices[0].message.content or ""
+    assert text.startswith("Error 809 means the firewall blocks L2TP.") and "[1]" in text
+    citations = completion.model_dump()["citations"]
+    assert citations[0]["file"] == "runbook.md" and citations[0]["cited"]
+    stream = client.chat.completions.create(model="default", messages=messages, stream=True)  # type: ignore[arg-type]
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks).strip() == text
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].model_dump()["citations"] == citations
+    from openai import NotFoundError, PermissionDeniedError
+
+    with pytest.raises(PermissionDeniedError):
+        OpenAI(base_url=f"{offline_api}/v1", api_key="reader-other", max_retries=0).chat.completions.create(
+            model="default",
+            messages=messages,  # type: ignore[arg-type]
+        )
+    with pytest.raises(NotFoundError):
+        OpenAI(base_url=f"{offline_api}/v1", api_key="admin-key", max_retries=0).chat.completions.create(
+            model="no-such-kb",
+            messages=messages,  # type: ignore[arg-type]
+        )
+
+
+def test_readiness_names_each_backend_and_metrics_count_requests(api: str, offline_api: str) -> None:
+    admin = {"X-API-Key": "admin-key"}
+    assert httpx.get(f"{api}/readyz").status_code == 401 and httpx.get(f"{api}/metrics").status_code == 401
+    ready = httpx.get(f"{offline_api}/readyz", headers=admin)
+    assert ready.status_code == 200, ready.text
+    assert set(ready.json()["checks"]) == {"chroma", "reranker", "generator"} and ready.json()["ready"]
+    httpx.post(f"{offline_api}/v1/search", json={"query": "error 809"}, headers=admin)
+    text = httpx.get(f"{offline_api}/metrics", headers=admin).text
+    assert 'rag_requests_total{method="POST",route="/v1/search",status="200"}' in text
+    assert 'rag_stage_seconds_count{stage="recall"}' in text and "rag_request_seconds_bucket" in text
+
+
+def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm) -> None:  # noqa: F811
+    settings = offline_settings(
+        index, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"http://127.0.0.1:{free_port()}/v1"
+    )
+    with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
+        ready = httpx.get(f"{url}/readyz")
+        answer = httpx.post(f"{url}/v1/ask", json={"question": "What does error 809 mean?"}, timeout=60).json()
+    assert ready.status_code == 503 and not ready.json()["checks"]["generator"]["ok"]
+    assert "unreachable" in ready.json()["checks"]["generator"]["detail"] and ready.json()["checks"]["chroma"]["ok"]
+    assert answer["degraded"] == ["generate"] and answer["answer"].startswith("Error 809 means")

@@ -22,6 +22,8 @@ from rag.api.auth import KeyRing, presented_key
 from rag.api.documents import documents_router
 from rag.api.errors import ApiError, error_body, install_error_handlers
 from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankRequest, SearchRequest
+from rag.api.openai_chat import chat_router
+from rag.api.ops import Metrics, ops_router
 from rag.config import Settings
 from rag.errors import BackendError, RagError
 from rag.pipeline import RagPipeline, SearchOptions
@@ -33,6 +35,7 @@ log = logging.getLogger("rag.api")
 def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> FastAPI:
     keys = KeyRing(settings.api.keys)
     limits = settings.api
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +56,9 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     )
     install_error_handlers(app)
     app.include_router(documents_router(settings, keys))
+    app.include_router(chat_router(settings, keys))
+    app.include_router(ops_router(keys, metrics))
+    app.state.metrics = metrics
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -60,6 +66,10 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         started = time.perf_counter()
         response = await call_next(request)
         response.headers["X-Request-ID"] = request.state.request_id
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # the template, not the raw path: bounded labels
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
         log.info(
             "%s %s %s %d %.0fms",
             request.state.request_id,
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         rag = authorize(request, authorization, x_api_key, "read", body.collection)
         _check_length(body.query, limits.max_question_chars, "query")
         result = await run_in_threadpool(rag.search, body.query, collection=body.collection, options=options(body))
+        metrics.observe_result(result.timings, result.degraded)
         return result.to_dict()
 
     @app.post("/v1/ask", tags=["query"], response_model=None)
@@ -114,12 +125,13 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         _check_length(body.question, limits.max_question_chars, "question")
         if not body.stream:
             answer = await run_in_threadpool(rag.ask, body.question, collection=body.collection, options=options(body))
+            metrics.observe_result(answer.timings, answer.degraded)
             return answer.to_dict()
         # Open the collection first: a missing one is a 404, not an error inside a 200 stream.
         await run_in_threadpool(rag.knowledge_base, body.collection)
         events = rag.ask_stream(body.question, collection=body.collection, options=options(body))
         return StreamingResponse(
-            iterate_in_threadpool(_sse(events)),
+            iterate_in_threadpool(_sse(events, metrics)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -141,6 +153,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         texts = [d.text if isinstance(d, RerankDocument) else d for d in body.documents]
         task = body.instruction if body.instruction is not None else settings.rerank.instruction
         scores = await run_in_threadpool(rag.reranker.score, body.query, texts, instruction=task)
+        metrics.rerank_batch.observe(len(texts))
         order = sorted(range(len(texts)), key=lambda i: -scores[i])
         if body.top_n:
             order = order[: body.top_n]
@@ -178,11 +191,12 @@ def _reranker_model(settings: Settings) -> str:
     return settings.rerank.vllm.model if settings.rerank.backend == "vllm" else settings.rerank.model
 
 
-def _sse(events: Iterator[str | Answer]) -> Iterator[str]:
+def _sse(events: Iterator[str | Answer], metrics: Metrics) -> Iterator[str]:
     """Server-sent events; a failure after the stream began is an `error` event (the status is sent)."""
     try:
         for event in events:
             if isinstance(event, Answer):
+                metrics.observe_result(event.timings, event.degraded)
                 yield _event("answer", event.to_dict())
             else:
                 yield _event("delta", {"text": event})

@@ -50,6 +50,12 @@ class OpenAIChatGenerator:
         assert self._client is not None
         return self._client
 
+    def health(self) -> None:
+        """Raise a BackendError unless the server lists its models (GET /v1/models)."""
+        with backend_errors(self.who):
+            response = self.client.get("models", timeout=min(5.0, self.openai.timeout_s))
+        check_status(response, self.who)
+
     def payload(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.openai.model,

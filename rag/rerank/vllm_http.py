@@ -52,6 +52,13 @@ class VllmReranker:
         assert self._client is not None
         return self._client
 
+    def health(self) -> None:
+        """Raise a BackendError unless the server answers its health check (vLLM: GET /health)."""
+        who = f"reranker at {self.vllm.url}"
+        with backend_errors(who):
+            response = self.client.get("/health", timeout=min(5.0, self.vllm.timeout_s))
+        check_status(response, who)
+
     # -- texts ----------------------------------------------------------------------------
     def texts(self, query: str, passages: Sequence[str], instruction: str | None) -> tuple[str, list[str]]:
         if self.vllm.template == "server":

@@ -1,0 +1,141 @@
+"""OpenAI-compatible chat over a knowledge base: any OpenAI SDK or chat UI can ask our collections.
+
+The model name selects the collection (`GET /v1/models` lists those the key may read). The last
+user message is the question (earlier turns are not used for retrieval yet). The answer text
+cites [n]; the sources come in an extra `citations` field, on the completion or, when streaming,
+on the last chunk before `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from rag.api.auth import KeyRing, presented_key
+from rag.api.errors import ApiError, error_body
+from rag.config import Settings
+from rag.errors import RagError
+from rag.pipeline import RagPipeline
+from rag.types import Answer
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    # OpenAI clients send many optional fields (temperature, top_p, user...): accepted, not used.
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(description="The collection to answer from.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if part.get("type") in (None, "text"))
+    return content or ""
+
+
+def question_of(body: ChatRequest) -> str:
+    for message in reversed(body.messages):
+        if message.role == "user" and _text(message.content).strip():
+            return _text(message.content).strip()
+    raise ApiError(422, "invalid_request", "messages: no user message with text")
+
+
+def chat_router(settings: Settings, keys: KeyRing) -> APIRouter:
+    router = APIRouter(tags=["openai"])
+
+    @router.get("/v1/models")
+    async def models(
+        request: Request, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """The collections this key may ask, as OpenAI models."""
+        principal = keys.identify(presented_key(authorization, x_api_key))
+        if principal is None:
+            raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
+        pipeline: RagPipeline = request.app.state.pipeline
+        names = await run_in_threadpool(pipeline.store.list_knowledge_bases)
+        visible = [n for n in names if principal.may("read", n)]
+        return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rag-kb"} for n in visible]}
+
+    @router.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(
+        body: ChatRequest,
+        request: Request,
+        authorization: str | None = Header(default=None),
+        x_api_key: str | None = Header(default=None),
+    ) -> dict[str, Any] | StreamingResponse:
+        collection = body.model
+        keys.authorize(presented_key(authorization, x_api_key), "read", collection)
+        question = question_of(body)
+        if len(question) > settings.api.max_question_chars:
+            raise ApiError(413, "too_long", f"question: at most {settings.api.max_question_chars} characters")
+        pipeline: RagPipeline = request.app.state.pipeline
+        await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if not body.stream:
+            answer = await run_in_threadpool(pipeline.ask, question, collection=collection)
+            return {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": collection,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                **_extras(answer),
+            }
+        events = pipeline.ask_stream(question, collection=collection)
+        chunks = _chunks(events, completion_id, created, collection)
+        return StreamingResponse(
+            iterate_in_threadpool(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    return router
+
+
+def _extras(answer: Answer) -> dict[str, Any]:
+    return {
+        "citations": [c.to_dict() for c in answer.citations],
+        "found": answer.found,
+        "degraded": list(answer.degraded),
+        "timings": {k: round(v, 4) for k, v in answer.timings.items()},
+    }
+
+
+def _chunks(events: Iterator[str | Answer], completion_id: str, created: int, model: str) -> Iterator[str]:
+    def chunk(delta: dict[str, Any], finish: Literal["stop"] | None = None, **extra: Any) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for event in events:
+            if isinstance(event, Answer):
+                yield chunk({}, "stop", **_extras(event))
+            else:
+                yield chunk({"content": event})
+    except RagError as exc:
+        yield f"data: {json.dumps(error_body('backend_unavailable', str(exc)))}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,92 @@
+"""Operations: readiness of each backend, and Prometheus metrics.
+
+Metrics live in a registry per app (several apps in one process, as in tests, never collide):
+request counts and latencies per route, seconds per pipeline stage, candidates per rerank, and
+degraded answers per stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from rag.api.auth import KeyRing, presented_key
+from rag.errors import RagError
+from rag.pipeline import RagPipeline
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("rag_requests", "HTTP requests.", ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "rag_request_seconds", "HTTP request latency.", ["route"], buckets=_SECONDS, registry=self.registry
+        )
+        self.stage = Histogram(
+            "rag_stage_seconds", "Seconds per pipeline stage.", ["stage"], buckets=_SECONDS, registry=self.registry
+        )
+        self.rerank_batch = Histogram(
+            "rag_rerank_candidates",
+            "Passages scored per rerank call.",
+            buckets=(1, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=self.registry,
+        )
+        self.degraded = Counter(
+            "rag_degraded", "Answers or searches that fell back.", ["stage"], registry=self.registry
+        )
+
+    def observe_result(self, timings: dict[str, float], degraded: tuple[str, ...] | list[str]) -> None:
+        for stage, seconds in timings.items():
+            self.stage.labels(stage).observe(seconds)
+        for stage in degraded:
+            self.degraded.labels(stage).inc()
+
+
+def ops_router(keys: KeyRing, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/readyz")
+    async def readyz(
+        request: Request, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
+    ) -> JSONResponse:
+        """Chroma, the reranker and the generator, each checked and named; 503 when one is not ready."""
+        keys.authorize(presented_key(authorization, x_api_key), "read", None)
+        pipeline: RagPipeline = request.app.state.pipeline
+        checks = await run_in_threadpool(_checks, pipeline)
+        ready = all(check["ok"] for check in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def prometheus(
+        authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
+    ) -> Response:
+        keys.authorize(presented_key(authorization, x_api_key), "read", None)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _checks(pipeline: RagPipeline) -> dict[str, dict[str, Any]]:
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        pipeline.store.client().heartbeat()
+        checks["chroma"] = {"ok": True, "detail": pipeline.store.location}
+    except Exception as exc:
+        checks["chroma"] = {"ok": False, "detail": f"{pipeline.store.location}: {exc}"}
+    for role, component in (("reranker", pipeline.reranker), ("generator", pipeline.generator)):
+        health = getattr(component, "health", None)
+        if health is None:
+            checks[role] = {"ok": True, "detail": f"{component.name} (in-process)"}
+            continue
+        try:
+            health()
+            checks[role] = {"ok": True, "detail": component.name}
+        except RagError as exc:
+            checks[role] = {"ok": False, "detail": str(exc)}
+    return checks
