@@ -16,7 +16,8 @@ from rag.pipeline import RagPipeline
 from rag.rerank import build_reranker
 
 from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
-from .loopback import serve_asgi
+from .fake_openai import FakeOpenAI
+from .loopback import serve, serve_asgi
 from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
 
 KEYS = json.dumps(
@@ -37,6 +38,8 @@ def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # 
         RAG_API__KEYS=KEYS,
         RAG_API__MAX_QUESTION_CHARS="500",
         RAG_API__MAX_RERANK_DOCUMENTS="8",
+        RAG_API__MAX_FILES_PER_UPLOAD="3",
+        RAG_API__MAX_UPLOAD_MB="1",
         RAG_RERANK__BACKEND="local",
         RAG_RERANK__MODEL=str(tiny_models["reranker"]),
         RAG_RERANK__DEVICE="cpu",
@@ -279,3 +282,79 @@ def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm)
     assert ready.status_code == 503 and not ready.json()["checks"]["generator"]["ok"]
     assert "unreachable" in ready.json()["checks"]["generator"]["detail"] and ready.json()["checks"]["chroma"]["ok"]
     assert answer["degraded"] == ["generate"] and answer["answer"].startswith("Error 809 means")
+
+
+# Every route but /healthz: (method, path, role it needs, whether it names the collection).
+CHAT = {"model": "default", "messages": [{"role": "user", "content": "q"}]}
+UPLOAD = [("files", ("a.txt", b"text", "text/plain"))]
+ROUTES = [
+    ("POST", "/v1/search", {"json": {"query": "q"}}, "read", True),
+    ("POST", "/v1/ask", {"json": {"question": "q"}}, "read", True),
+    ("POST", "/v1/rerank", {"json": {"query": "q", "documents": ["a"]}}, "read", False),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"json": {"model": "default", "messages": [{"role": "user", "content": "q"}]}},
+        "read",
+        True,
+    ),
+    ("GET", "/v1/models", {}, "read", False),
+    ("GET", "/v1/collections", {}, "read", False),
+    ("POST", "/v1/collections", {"json": {"name": "default"}}, "admin", True),
+    ("GET", "/v1/collections/default/documents", {}, "read", True),
+    (
+        "POST",
+        "/v1/collections/default/documents",
+        {"files": [("files", ("a.txt", b"text", "text/plain"))]},
+        "write",
+        True,
+    ),
+    ("DELETE", "/v1/collections/default/documents/0000", {}, "write", True),
+    ("GET", "/readyz", {}, "read", False),
+    ("GET", "/metrics", {}, "read", False),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role", "scoped"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES])
+def test_every_route_checks_the_key(api: str, method: str, path: str, body: dict, role: str, scoped: bool) -> None:
+    def call(headers: dict[str, str]) -> httpx.Response:
+        return httpx.request(method, f"{api}{path}", headers=headers, timeout=120, **body)
+
+    assert call({}).status_code == 401
+    assert call({"Authorization": "Bearer wrong"}).status_code == 401
+    other = call({"Authorization": "Bearer reader-other"})  # a read key for another collection
+    assert other.status_code == (403 if scoped or role != "read" else 200), other.text
+    reader = call(READER)  # a read key for this collection
+    assert (reader.status_code == 403) == (role != "read"), reader.text
+    assert call({"X-API-Key": "admin-key"}).status_code not in (401, 403)
+
+
+def test_upload_limits(api: str) -> None:
+    admin = {"X-API-Key": "admin-key"}
+    many = [("files", (f"f{i}.txt", b"text", "text/plain")) for i in range(4)]
+    too_many = httpx.post(f"{api}/v1/collections/default/documents", files=many, headers=admin)
+    assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_files"
+    big = [("files", ("big.txt", b"x" * (1024 * 1024 + 1), "text/plain"))]
+    too_big = httpx.post(f"{api}/v1/collections/default/documents", files=big, headers=admin)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "file_too_large"
+
+
+def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_generator) -> None:  # noqa: F811
+    import threading
+    import time
+
+    slow = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+    slow.fault, slow.delay_s = "slow", 3.0
+    with serve(slow) as llm:
+        settings = offline_settings(index, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"{llm}/v1")
+        with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
+            asking = threading.Thread(
+                target=httpx.post, args=(f"{url}/v1/ask",), kwargs={"json": {"question": "error 809"}, "timeout": 60}
+            )
+            asking.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert httpx.get(f"{url}/healthz").status_code == 200
+            assert httpx.post(f"{url}/v1/search", json={"query": "error 809"}).status_code == 200
+            assert time.monotonic() - started < 2.0 and asking.is_alive()
+            asking.join(timeout=30)
