@@ -286,7 +286,7 @@ def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm)
 
 # Every route but /healthz: (method, path, role it needs, whether it names the collection).
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "q"}]}
-UPLOAD = [("files", ("a.txt", b"text", "text/plain"))]
+UPLOAD = [("files", ("a.exe", b"MZ", "application/octet-stream"))]  # refused alone: the index stays as it is
 ROUTES = [
     ("POST", "/v1/search", {"json": {"query": "q"}}, "read", True),
     ("POST", "/v1/ask", {"json": {"question": "q"}}, "read", True),
