@@ -15,7 +15,7 @@ from rag.config import VllmRerankSettings, load_settings
 from rag.pipeline import RagPipeline
 from rag.rerank import build_reranker
 
-from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
+from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli, wait_for_port
 from .fake_openai import FakeOpenAI
 from .loopback import serve, serve_asgi
 from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
@@ -155,6 +155,28 @@ def test_errors_are_json_with_clear_codes(api: str) -> None:
     assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_documents"
     broken = httpx.post(f"{api}/v1/search", content=b"{not json", headers={**admin, "Content-Type": "application/json"})
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
+
+
+def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F811
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index), "HF_HUB_OFFLINE": "1"}
+    log = (tmp_path / "serve.log").open("wb")
+    rag = Path(sys.executable).with_name("rag")
+    server = subprocess.Popen([str(rag), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_port(port, process=server, timeout=120)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+        found = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "error 809"}, timeout=60)
+        assert found.status_code == 200 and found.json()["passages"][0]["file"] == "runbook.md"
+        assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200  # OpenAPI UI
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
