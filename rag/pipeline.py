@@ -127,18 +127,20 @@ class RagPipeline:
         recalled = kb.query(vector, top_k, where=chroma_where(options.filters))
         timings["recall"] = time.perf_counter() - started
         instruction = options.instruction if options.instruction is not None else kb.instruction
-        passages, degraded, notes = self._rerank(query, recalled, replace(options, instruction=instruction), timings)
-        return SearchResult(query=query, passages=tuple(passages), timings=timings, degraded=degraded, notes=notes)
+        passages, degraded, notes, reranked = self._rerank(
+            query, recalled, replace(options, instruction=instruction), timings
+        )
+        return SearchResult(query, tuple(passages), timings, degraded, notes, reranked)
 
     def _rerank(
         self, query: str, recalled: list[Passage], options: SearchOptions, timings: dict[str, float]
-    ) -> tuple[list[Passage], tuple[str, ...], tuple[str, ...]]:
+    ) -> tuple[list[Passage], tuple[str, ...], tuple[str, ...], int]:
         rerank = self.settings.rerank
         top_n = options.top_n if options.top_n is not None else rerank.top_n
         min_score = options.min_score if options.min_score is not None else rerank.min_score
         instruction = options.instruction if options.instruction is not None else rerank.instruction
         if self.reranker.name == "none" or not recalled:
-            return recalled[:top_n], (), ()
+            return recalled[:top_n], (), (), 0
         candidates, notes = self._cpu_budget(recalled)
         started = time.perf_counter()
         try:
@@ -148,13 +150,13 @@ class RagPipeline:
             if rerank.on_failure == "fail":
                 raise
             log.warning("reranker failed, answering in recall order: %s", exc)
-            return recalled[:top_n], ("rerank",), (*notes, f"rerank failed: {exc}")
+            return recalled[:top_n], ("rerank",), (*notes, f"rerank failed: {exc}"), 0
         timings["rerank"] = time.perf_counter() - started
         scored = [replace(p, rerank_score=s) for p, s in zip(candidates, scores, strict=True)]
         scored.sort(key=lambda p: (-(p.rerank_score or 0.0), p.recall_rank))
         if min_score is not None:
             scored = [p for p in scored if (p.rerank_score or 0.0) >= min_score]
-        return scored[:top_n], (), notes
+        return scored[:top_n], (), notes, len(candidates)
 
     def _cpu_budget(self, recalled: list[Passage]) -> tuple[list[Passage], tuple[str, ...]]:
         """A GPU-sized in-process reranker on a CPU: rerank the head of the recall list only."""
@@ -190,7 +192,9 @@ class RagPipeline:
         if refusal is not None:
             text = not_found_text(question)
             yield text
-            yield Answer(question, text, (), False, "none", timings, tuple(degraded), (*notes, refusal))
+            yield Answer(
+                question, text, (), False, "none", timings, tuple(degraded), (*notes, refusal), result.reranked
+            )
             return
         pieces: list[str] = []
         generator_name = self.generator.name
@@ -231,7 +235,9 @@ class RagPipeline:
             if found
             else ()
         )
-        yield Answer(question, text, citations, found, generator_name, timings, tuple(degraded), tuple(notes))
+        yield Answer(
+            question, text, citations, found, generator_name, timings, tuple(degraded), tuple(notes), result.reranked
+        )
 
     def _extract(self, question: str, passages: Sequence[Passage], notes: list[str]) -> tuple[str, dict[int, str]]:
         extracts, closest = self.extractive.closest(question, passages)

@@ -141,6 +141,7 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     degraded: tuple[str, ...] = ()  # stages that fell back, e.g. ("rerank",)
     notes: tuple[str, ...] = ()  # what the pipeline adapted, e.g. fewer candidates on a CPU
+    reranked: int = 0  # candidates the reranker scored (0: recall order)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +150,7 @@ class SearchResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "degraded": list(self.degraded),
             "notes": list(self.notes),
+            "reranked": self.reranked,
         }
 
 
@@ -181,6 +183,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     degraded: tuple[str, ...] = ()  # stages that fell back: "rerank", "generate"
     notes: tuple[str, ...] = ()
+    reranked: int = 0  # candidates the reranker scored (0: recall order)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,4 +195,5 @@ class Answer:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "degraded": list(self.degraded),
             "notes": list(self.notes),
+            "reranked": self.reranked,
         }

@@ -4,6 +4,7 @@ errors, limits and the API-key matrix."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,6 +293,11 @@ def test_readiness_names_each_backend_and_metrics_count_requests(api: str, offli
     text = httpx.get(f"{offline_api}/metrics", headers=admin).text
     assert 'rag_requests_total{method="POST",route="/v1/search",status="200"}' in text
     assert 'rag_stage_seconds_count{stage="recall"}' in text and "rag_request_seconds_bucket" in text
+    httpx.post(f"{api}/v1/search", json={"query": "error 809"}, headers=admin)  # reranked by the tiny Qwen3
+    reranks = re.search(
+        r"^rag_rerank_candidates_count (\d+)\.0$", httpx.get(f"{api}/metrics", headers=admin).text, re.M
+    )
+    assert reranks is not None and int(reranks.group(1)) >= 1
 
 
 def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm) -> None:  # noqa: F811

@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     )
     install_error_handlers(app)
     app.include_router(documents_router(settings, keys))
-    app.include_router(chat_router(settings, keys))
+    app.include_router(chat_router(settings, keys, metrics))
     app.include_router(ops_router(keys, metrics))
     app.state.metrics = metrics
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         rag = authorize(request, authorization, x_api_key, "read", body.collection)
         _check_length(body.query, limits.max_question_chars, "query")
         result = await run_in_threadpool(rag.search, body.query, collection=body.collection, options=options(body))
-        metrics.observe_result(result.timings, result.degraded)
+        metrics.observe(result)
         return result.to_dict()
 
     @app.post("/v1/ask", tags=["query"], response_model=None)
@@ -125,7 +125,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         _check_length(body.question, limits.max_question_chars, "question")
         if not body.stream:
             answer = await run_in_threadpool(rag.ask, body.question, collection=body.collection, options=options(body))
-            metrics.observe_result(answer.timings, answer.degraded)
+            metrics.observe(answer)
             return answer.to_dict()
         # Open the collection first: a missing one is a 404, not an error inside a 200 stream.
         await run_in_threadpool(rag.knowledge_base, body.collection)
@@ -196,7 +196,7 @@ def _sse(events: Iterator[str | Answer], metrics: Metrics) -> Iterator[str]:
     try:
         for event in events:
             if isinstance(event, Answer):
-                metrics.observe_result(event.timings, event.degraded)
+                metrics.observe(event)
                 yield _event("answer", event.to_dict())
             else:
                 yield _event("delta", {"text": event})

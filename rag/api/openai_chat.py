@@ -21,6 +21,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.api.auth import KeyRing, presented_key
 from rag.api.errors import ApiError, error_body
+from rag.api.ops import Metrics
 from rag.config import Settings
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
@@ -54,7 +55,7 @@ def question_of(body: ChatRequest) -> str:
     raise ApiError(422, "invalid_request", "messages: no user message with text")
 
 
-def chat_router(settings: Settings, keys: KeyRing) -> APIRouter:
+def chat_router(settings: Settings, keys: KeyRing, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["openai"])
 
     @router.get("/v1/models")
@@ -88,6 +89,7 @@ def chat_router(settings: Settings, keys: KeyRing) -> APIRouter:
         created = int(time.time())
         if not body.stream:
             answer = await run_in_threadpool(pipeline.ask, question, collection=collection)
+            metrics.observe(answer)
             return {
                 "id": completion_id,
                 "object": "chat.completion",
@@ -100,7 +102,7 @@ def chat_router(settings: Settings, keys: KeyRing) -> APIRouter:
                 **_extras(answer),
             }
         events = pipeline.ask_stream(question, collection=collection)
-        chunks = _chunks(events, completion_id, created, collection)
+        chunks = _chunks(events, completion_id, created, collection, metrics)
         return StreamingResponse(
             iterate_in_threadpool(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -117,7 +119,9 @@ def _extras(answer: Answer) -> dict[str, Any]:
     }
 
 
-def _chunks(events: Iterator[str | Answer], completion_id: str, created: int, model: str) -> Iterator[str]:
+def _chunks(
+    events: Iterator[str | Answer], completion_id: str, created: int, model: str, metrics: Metrics
+) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: Literal["stop"] | None = None, **extra: Any) -> str:
         body = {
             "id": completion_id,
@@ -133,6 +137,7 @@ def _chunks(events: Iterator[str | Answer], completion_id: str, created: int, mo
     try:
         for event in events:
             if isinstance(event, Answer):
+                metrics.observe(event)
                 yield chunk({}, "stop", **_extras(event))
             else:
                 yield chunk({"content": event})

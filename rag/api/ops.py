@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.api.auth import KeyRing, presented_key
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
+from rag.types import Answer, SearchResult
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -41,11 +42,13 @@ class Metrics:
             "rag_degraded", "Answers or searches that fell back.", ["stage"], registry=self.registry
         )
 
-    def observe_result(self, timings: dict[str, float], degraded: tuple[str, ...] | list[str]) -> None:
-        for stage, seconds in timings.items():
+    def observe(self, result: SearchResult | Answer) -> None:
+        for stage, seconds in result.timings.items():
             self.stage.labels(stage).observe(seconds)
-        for stage in degraded:
+        for stage in result.degraded:
             self.degraded.labels(stage).inc()
+        if result.reranked:
+            self.rerank_batch.observe(result.reranked)
 
 
 def ops_router(keys: KeyRing, metrics: Metrics) -> APIRouter:
