@@ -386,3 +386,36 @@ def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_g
             assert httpx.post(f"{url}/v1/search", json={"query": "error 809"}).status_code == 200
             assert time.monotonic() - started < 2.0 and asking.is_alive()
             asking.join(timeout=30)
+
+
+def test_the_whole_qwen3_path_with_tiny_stand_ins(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """Qwen3-Embedding, Qwen3-Reranker and a Qwen3 generator in-process (random weights: paths, not quality)."""
+    settings = load_settings(
+        environ={
+            "RAG_DATA_DIR": str(tmp_path),
+            "RAG_EMBEDDING__MODEL": str(tiny_models["embedding"]),
+            "RAG_EMBEDDING__DEVICE": "cpu",
+            "RAG_RERANK__MODEL": str(tiny_models["reranker"]),
+            "RAG_RERANK__DEVICE": "cpu",
+            "RAG_GENERATE__BACKEND": "local",
+            "RAG_GENERATE__MODEL": str(tiny_models["generator"]),
+            "RAG_GENERATE__DEVICE": "cpu",
+            "RAG_GENERATE__MAX_TOKENS": "8",
+            "RAG_GENERATE__MIN_RERANK_SCORE": "0",
+        }
+    )
+    with serve_asgi(create_app(settings)) as url:  # the lifespan loads all three models once
+        text = "# VPN\n\nError 809 means the firewall blocks L2TP.\n\n# Prices\n\nA seat costs 30 EUR.\n"
+        uploaded = httpx.post(
+            f"{url}/v1/collections/tiny/documents", files=[("files", ("kb.md", text.encode(), "text/markdown"))]
+        )
+        assert uploaded.json()["files"][0]["status"] == "added", uploaded.text
+        with httpx.stream(
+            "POST", f"{url}/v1/ask", json={"question": "error 809?", "collection": "tiny", "stream": True}, timeout=120
+        ) as response:
+            lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+        answer = json.loads(lines[-1][6:])
+        chunks = uploaded.json()["files"][0]["chunks"]
+        assert answer["generator"] == "local" and answer["reranked"] == chunks >= 1 and answer["degraded"] == []
+        assert {"embed", "recall", "rerank", "generate"} <= set(answer["timings"])
+        assert all(0 <= c["rerank_score"] <= 1 for c in answer["citations"])
