@@ -158,6 +158,13 @@ def test_errors_are_json_with_clear_codes(api: str) -> None:
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
 
 
+def test_rerank_without_a_reranker_says_so(offline_api: str) -> None:
+    response = httpx.post(
+        f"{offline_api}/v1/rerank", json={"query": "q", "documents": ["a", "b"]}, headers={"X-API-Key": "admin-key"}
+    )
+    assert response.status_code == 503 and response.json()["error"]["code"] == "no_reranker"
+
+
 def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F811
     import os
     import subprocess

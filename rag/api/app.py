@@ -150,9 +150,16 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
             raise ApiError(413, "too_many_documents", f"at most {limits.max_rerank_documents} documents per request")
         _check_length(body.query, limits.max_question_chars, "query")
         rag: RagPipeline = request.app.state.pipeline
+        if rag.reranker.name == "none":
+            raise ApiError(503, "no_reranker", "no reranker is configured here (rerank.backend: none)")
         texts = [d.text if isinstance(d, RerankDocument) else d for d in body.documents]
         task = body.instruction if body.instruction is not None else settings.rerank.instruction
-        scores = await run_in_threadpool(rag.reranker.score, body.query, texts, instruction=task)
+
+        def score() -> tuple[list[float], int]:
+            tokens = sum(rag.embedder.count_tokens(body.query + t) for t in texts)
+            return rag.reranker.score(body.query, texts, instruction=task), tokens
+
+        scores, tokens = await run_in_threadpool(score)
         metrics.rerank_batch.observe(len(texts))
         order = sorted(range(len(texts)), key=lambda i: -scores[i])
         if body.top_n:
@@ -165,7 +172,6 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
             }
             for i in order
         ]
-        tokens = sum(rag.embedder.count_tokens(body.query + t) for t in texts)
         return {
             "id": f"rerank-{request.state.request_id}",
             "model": body.model or _reranker_model(settings),
