@@ -206,6 +206,7 @@ def test_upload_ask_list_delete_round_trip_with_a_real_pdf(
         ("files", ("not-a-pdf.pdf", (corpus / "nasty" / "not-a-pdf.pdf").read_bytes(), "application/pdf")),
         ("files", ("../../evil.txt", b"Harmless text that tried to escape the upload folder.", "text/plain")),
         ("files", ("junk.md", bytes(range(256)) * 4, "text/markdown")),
+        ("files", ("evil.txt", b"A second file of the same name.", "text/plain")),
         ("files", ("tool.exe", b"MZ", "application/octet-stream")),
     ]
     refused = httpx.post(f"{api}/v1/collections/uploads-kb/documents", files=files[:1], headers=READER)
@@ -221,7 +222,10 @@ def test_upload_ask_list_delete_round_trip_with_a_real_pdf(
     }
     assert outcomes["evil.txt"]["status"] == "added"  # its name lost the path, the file stayed inside
     assert outcomes["junk.md"]["reason"] == "named .md but holds binary data"
-    assert "not accepted" in outcomes["tool.exe"]["reason"] and response.json()["failed"] == 3
+    assert "not accepted" in outcomes["tool.exe"]["reason"] and response.json()["failed"] == 4
+    assert next(o["reason"] for o in response.json()["files"] if o["file"] == "evil.txt") == (
+        "the same name twice in one upload"
+    )
 
     question = "Among the SCAP components, what is CCSS used for, as opposed to CVSS?"
     answer = httpx.post(
@@ -372,6 +376,12 @@ def test_upload_limits(api: str) -> None:
     big = [("files", ("big.txt", b"x" * (1024 * 1024 + 1), "text/plain"))]
     too_big = httpx.post(f"{api}/v1/collections/default/documents", files=big, headers=admin)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "file_too_large"
+    refused = httpx.post(
+        f"{api}/v1/collections/never-made/documents", files=[("files", ("a.exe", b"MZ"))], headers=admin
+    )
+    assert refused.status_code == 200 and refused.json()["failed"] == 1
+    names = [c["name"] for c in httpx.get(f"{api}/v1/collections", headers=admin).json()["collections"]]
+    assert "never-made" not in names  # nothing was ingested, so nothing was created
 
 
 def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_generator) -> None:  # noqa: F811

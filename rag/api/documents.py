@@ -158,6 +158,9 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
                 except ValueError as exc:
                     outcomes.append({"file": upload.filename or "", "status": "failed", "reason": str(exc)})
                     continue
+                if any(final.name == name for _, final in pending):
+                    outcomes.append({"file": name, "status": "failed", "reason": "the same name twice in one upload"})
+                    continue
                 incoming = folder / f".incoming-{uuid.uuid4().hex}{Path(name).suffix}"
                 pending.append((incoming, folder / name))
                 await _save(upload, incoming, limits.max_upload_mb)
@@ -169,14 +172,15 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
             while pending:
                 incoming, final = pending.pop(0)
                 swapped.append(_swap_in(incoming, final))
-            report = await run_in_threadpool(_ingest, pipeline_of(request), [final for final, _ in swapped], collection)
+            paths = [final for final, _ in swapped]
+            report = await run_in_threadpool(_ingest, pipeline_of(request), paths, collection) if paths else None
         except BaseException:
             for incoming, _ in pending:
                 incoming.unlink(missing_ok=True)
             for final, previous in swapped:
                 _roll_back(final, previous)
             raise
-        by_path = {Path(o.path).resolve(): o for o in report.outcomes}
+        by_path = {Path(o.path).resolve(): o for o in report.outcomes} if report is not None else {}
         for final, previous in swapped:
             outcome = by_path.get(final.resolve())
             if outcome is not None and outcome.status in ("added", "replaced", "unchanged"):
