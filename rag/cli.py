@@ -231,16 +231,9 @@ def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
         store = VectorStore(_settings())
         rows: list[dict[str, Any]] = []
         for name in store.list_knowledge_bases():
-            kb = store.open(name)
-            rows.append(
-                {
-                    "name": name,
-                    "documents": len(kb.documents()),
-                    "chunks": kb.count(),
-                    "model": kb.embedding_model,
-                    "instruction": kb.instruction,
-                }
-            )
+            row = store.open(name).summary()
+            row["model"] = row.pop("embedding_model")  # the CLI's --json has said "model" since it began
+            rows.append(row)
     if as_json:
         _emit_json(rows)
         return

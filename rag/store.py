@@ -175,6 +175,16 @@ class KnowledgeBase:
             metadata[INSTRUCTION_KEY] = instruction
         self._call(self._chunks.modify, metadata=metadata)
 
+    def summary(self) -> dict[str, Any]:
+        """What a listing of knowledge bases shows for this one."""
+        return {
+            "name": self.name,
+            "documents": len(self.documents()),
+            "chunks": self.count(),
+            "embedding_model": self.embedding_model,
+            "instruction": self.instruction,
+        }
+
     def check_model(self, model: str, dimension: int | None) -> None:
         if (self.embedding_model and self.embedding_model != model) or (
             dimension is not None and self.dimension is not None and dimension != self.dimension

@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from rag.api.auth import KeyRing, presented_key
+from rag.api.auth import KeyRing
+from rag.api.deps import Pipeline, PresentedKey
 from rag.api.documents import documents_router
-from rag.api.errors import ApiError, error_body, install_error_handlers
+from rag.api.errors import ApiError, check_length, error_body, install_error_handlers
 from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankRequest, SearchRequest
 from rag.api.openai_chat import chat_router
 from rag.api.ops import Metrics, ops_router
@@ -80,13 +81,8 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         )
         return response
 
-    def authorize(
-        request: Request, authorization: str | None, x_api_key: str | None, role: str, collection: str | None
-    ) -> RagPipeline:
-        name = collection if collection is not None else settings.collection
-        keys.authorize(presented_key(authorization, x_api_key), role, name)
-        pipeline: RagPipeline = request.app.state.pipeline
-        return pipeline
+    def may_read(key: str | None, collection: str | None) -> None:
+        keys.authorize(key, "read", collection if collection is not None else settings.collection)
 
     def options(body: QueryOptions) -> SearchOptions:
         if body.top_k is not None and body.top_k > limits.max_top_k:
@@ -99,30 +95,20 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         return {"status": "ok"}
 
     @app.post("/v1/search", tags=["query"])
-    async def search(
-        body: SearchRequest,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any]:
+    async def search(body: SearchRequest, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
         """Ranked chunks with recall rank, rerank score and metadata; no generation."""
-        rag = authorize(request, authorization, x_api_key, "read", body.collection)
-        _check_length(body.query, limits.max_question_chars, "query")
+        may_read(key, body.collection)
+        check_length(body.query, limits.max_question_chars, "query")
         result = await run_in_threadpool(rag.search, body.query, collection=body.collection, options=options(body))
         metrics.observe(result)
         return result.to_dict()
 
     @app.post("/v1/ask", tags=["query"], response_model=None)
-    async def ask(
-        body: AskRequest,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any] | StreamingResponse:
+    async def ask(body: AskRequest, rag: Pipeline, key: PresentedKey) -> dict[str, Any] | StreamingResponse:
         """A cited answer. With `stream: true`: server-sent events `delta` ({"text"}) as the answer is
         written, then one `answer` event with the whole Answer (citations, timings, degraded)."""
-        rag = authorize(request, authorization, x_api_key, "read", body.collection)
-        _check_length(body.question, limits.max_question_chars, "question")
+        may_read(key, body.collection)
+        check_length(body.question, limits.max_question_chars, "question")
         if not body.stream:
             answer = await run_in_threadpool(rag.ask, body.question, collection=body.collection, options=options(body))
             metrics.observe(answer)
@@ -137,19 +123,13 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         )
 
     @app.post("/v1/rerank", tags=["rerank"])
-    async def rerank(
-        body: RerankRequest,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any]:
+    async def rerank(body: RerankRequest, request: Request, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
         """vLLM / Jina / Cohere rerank: {model, query, documents, top_n} -> results best first,
         relevance_score = the configured reranker's score (Qwen3: P(yes))."""
-        keys.authorize(presented_key(authorization, x_api_key), "read", None)
+        keys.authorize(key, "read", None)
         if len(body.documents) > limits.max_rerank_documents:
             raise ApiError(413, "too_many_documents", f"at most {limits.max_rerank_documents} documents per request")
-        _check_length(body.query, limits.max_question_chars, "query")
-        rag: RagPipeline = request.app.state.pipeline
+        check_length(body.query, limits.max_question_chars, "query")
         if rag.reranker.name == "none":
             raise ApiError(503, "no_reranker", "no reranker is configured here (rerank.backend: none)")
         texts = [d.text if isinstance(d, RerankDocument) else d for d in body.documents]
@@ -186,11 +166,6 @@ def _load_pipeline(settings: Settings) -> RagPipeline:
     pipeline = RagPipeline(settings)
     pipeline.warm_up()
     return pipeline
-
-
-def _check_length(text: str, limit: int, field: str) -> None:
-    if len(text) > limit:
-        raise ApiError(413, "too_long", f"{field}: at most {limit} characters ({len(text)} given)")
 
 
 def _reranker_model(settings: Settings) -> str:

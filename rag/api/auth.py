@@ -54,10 +54,15 @@ class KeyRing:
                 found = principal
         return found
 
-    def authorize(self, presented: str | None, role: str, collection: str | None) -> Principal:
+    def principal(self, presented: str | None) -> Principal:
+        """Who presents this key; 401 when nobody does."""
         principal = self.identify(presented)
         if principal is None:
             raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
+        return principal
+
+    def authorize(self, presented: str | None, role: str, collection: str | None) -> Principal:
+        principal = self.principal(presented)
         if not principal.may(role, collection):
             where = f" on collection {collection!r}" if collection is not None else ""
             raise ApiError(403, "forbidden", f"this key may not {role}{where}")

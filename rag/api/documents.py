@@ -13,11 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.auth import KeyRing, presented_key
+from rag.api.auth import KeyRing
+from rag.api.deps import Pipeline, PresentedKey
 from rag.api.errors import ApiError
 from rag.config import Settings
 from rag.pipeline import RagPipeline
@@ -63,52 +64,22 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
     limits = settings.api
     uploads_root = settings.data_dir / "uploads"
 
-    def guard(role: str, collection: str | None, authorization: str | None, x_api_key: str | None) -> None:
-        keys.authorize(presented_key(authorization, x_api_key), role, collection)
-
-    def pipeline_of(request: Request) -> RagPipeline:
-        pipeline: RagPipeline = request.app.state.pipeline
-        return pipeline
-
     @router.get("/v1/collections")
-    async def list_collections(
-        request: Request, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
-    ) -> dict[str, Any]:
+    async def list_collections(rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
         """The knowledge bases this key may read."""
-        principal = keys.identify(presented_key(authorization, x_api_key))
-        if principal is None:
-            raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
-        store = pipeline_of(request).store
+        principal = keys.principal(key)
 
         def rows() -> list[dict[str, Any]]:
-            out = []
-            for name in store.list_knowledge_bases():
-                if principal.may("read", name):
-                    kb = store.open(name)
-                    out.append(
-                        {
-                            "name": name,
-                            "documents": len(kb.documents()),
-                            "chunks": kb.count(),
-                            "embedding_model": kb.embedding_model,
-                            "instruction": kb.instruction,
-                        }
-                    )
-            return out
+            names = rag.store.list_knowledge_bases()
+            return [rag.store.open(name).summary() for name in names if principal.may("read", name)]
 
         return {"collections": await run_in_threadpool(rows)}
 
     @router.post("/v1/collections", status_code=201)
-    async def create_collection(
-        body: CreateCollection,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any]:
+    async def create_collection(body: CreateCollection, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
         """Create an empty knowledge base (admin), optionally with its default rerank instruction."""
-        guard("admin", body.name, authorization, x_api_key)
+        keys.authorize(key, "admin", body.name)
         validate_collection_name(body.name)
-        rag = pipeline_of(request)
 
         def create() -> None:
             kb = rag.store.open(
@@ -122,27 +93,21 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
         return {"name": body.name, "instruction": body.instruction}
 
     @router.get("/v1/collections/{collection}/documents")
-    async def list_documents(
-        collection: str,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any]:
-        guard("read", collection, authorization, x_api_key)
-        kb = await run_in_threadpool(pipeline_of(request).store.open, collection)
+    async def list_documents(collection: str, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
+        keys.authorize(key, "read", collection)
+        kb = await run_in_threadpool(rag.store.open, collection)
         records = await run_in_threadpool(kb.documents)
         return {"collection": collection, "documents": [_record(r) for r in records if r.visible]}
 
     @router.post("/v1/collections/{collection}/documents")
     async def upload_documents(
         collection: str,
-        request: Request,
+        rag: Pipeline,
         files: Annotated[list[UploadFile], File(description="One or more PDF, DOCX, Markdown, HTML or text files.")],
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
+        key: PresentedKey,
     ) -> dict[str, Any]:
         """Upload and ingest files; the answer lists each file's outcome (a bad file fails alone)."""
-        guard("write", collection, authorization, x_api_key)
+        keys.authorize(key, "write", collection)
         validate_collection_name(collection)
         if len(files) > limits.max_files_per_upload:
             raise ApiError(413, "too_many_files", f"at most {limits.max_files_per_upload} files per upload")
@@ -173,7 +138,7 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
                 incoming, final = pending.pop(0)
                 swapped.append(_swap_in(incoming, final))
             paths = [final for final, _ in swapped]
-            report = await run_in_threadpool(_ingest, pipeline_of(request), paths, collection) if paths else None
+            report = await run_in_threadpool(_ingest, rag, paths, collection) if paths else None
         except BaseException:
             for incoming, _ in pending:
                 incoming.unlink(missing_ok=True)
@@ -202,17 +167,11 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
         return {"collection": collection, "files": outcomes, "failed": failed}
 
     @router.delete("/v1/collections/{collection}/documents/{doc_id}")
-    async def delete_document(
-        collection: str,
-        doc_id: str,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> dict[str, Any]:
-        guard("write", collection, authorization, x_api_key)
+    async def delete_document(collection: str, doc_id: str, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
+        keys.authorize(key, "write", collection)
         from ingest.manifest import delete_document as delete
 
-        kb = await run_in_threadpool(pipeline_of(request).store.open, collection)
+        kb = await run_in_threadpool(rag.store.open, collection)
         record = await run_in_threadpool(kb.document, doc_id)
         if record is None:
             raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {collection!r}")

@@ -22,6 +22,11 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def check_length(text: str, limit: int, field: str) -> None:
+    if len(text) > limit:
+        raise ApiError(413, "too_long", f"{field}: at most {limit} characters ({len(text)} given)")
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 

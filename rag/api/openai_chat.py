@@ -14,17 +14,17 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from rag.api.auth import KeyRing, presented_key
-from rag.api.errors import ApiError, error_body
+from rag.api.auth import KeyRing
+from rag.api.deps import Pipeline, PresentedKey
+from rag.api.errors import ApiError, check_length, error_body
 from rag.api.ops import Metrics
 from rag.config import Settings
 from rag.errors import RagError
-from rag.pipeline import RagPipeline
 from rag.types import Answer
 
 
@@ -59,31 +59,21 @@ def chat_router(settings: Settings, keys: KeyRing, metrics: Metrics) -> APIRoute
     router = APIRouter(tags=["openai"])
 
     @router.get("/v1/models")
-    async def models(
-        request: Request, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
-    ) -> dict[str, Any]:
+    async def models(pipeline: Pipeline, key: PresentedKey) -> dict[str, Any]:
         """The collections this key may ask, as OpenAI models."""
-        principal = keys.identify(presented_key(authorization, x_api_key))
-        if principal is None:
-            raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
-        pipeline: RagPipeline = request.app.state.pipeline
+        principal = keys.principal(key)
         names = await run_in_threadpool(pipeline.store.list_knowledge_bases)
         visible = [n for n in names if principal.may("read", n)]
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rag-kb"} for n in visible]}
 
     @router.post("/v1/chat/completions", response_model=None)
     async def chat_completions(
-        body: ChatRequest,
-        request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
+        body: ChatRequest, pipeline: Pipeline, key: PresentedKey
     ) -> dict[str, Any] | StreamingResponse:
         collection = body.model
-        keys.authorize(presented_key(authorization, x_api_key), "read", collection)
+        keys.authorize(key, "read", collection)
         question = question_of(body)
-        if len(question) > settings.api.max_question_chars:
-            raise ApiError(413, "too_long", f"question: at most {settings.api.max_question_chars} characters")
-        pipeline: RagPipeline = request.app.state.pipeline
+        check_length(question, settings.api.max_question_chars, "question")
         await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.auth import KeyRing, presented_key
+from rag.api.auth import KeyRing
+from rag.api.deps import Pipeline, PresentedKey
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
 from rag.types import Answer, SearchResult
@@ -55,21 +56,16 @@ def ops_router(keys: KeyRing, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/readyz")
-    async def readyz(
-        request: Request, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
-    ) -> JSONResponse:
+    async def readyz(pipeline: Pipeline, key: PresentedKey) -> JSONResponse:
         """Chroma, the reranker and the generator, each checked and named; 503 when one is not ready."""
-        keys.authorize(presented_key(authorization, x_api_key), "read", None)
-        pipeline: RagPipeline = request.app.state.pipeline
+        keys.authorize(key, "read", None)
         checks = await run_in_threadpool(_checks, pipeline)
         ready = all(check["ok"] for check in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @router.get("/metrics")
-    async def prometheus(
-        authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)
-    ) -> Response:
-        keys.authorize(presented_key(authorization, x_api_key), "read", None)
+    async def prometheus(key: PresentedKey) -> Response:
+        keys.authorize(key, "read", None)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
