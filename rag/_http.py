@@ -1,5 +1,6 @@
-"""What the HTTP backends (a vLLM reranker, an OpenAI-compatible generator) share: httpx's
-failures mapped onto our error family, and one retry policy bounded by a deadline."""
+"""What the HTTP backends (a vLLM reranker, an OpenAI-compatible generator) share: the client's
+life cycle, httpx's failures mapped onto our error family, and one retry policy bounded by a
+deadline."""
 
 from __future__ import annotations
 
@@ -48,3 +49,38 @@ def retrying(retries: int, within_s: float) -> Retrying:
         retry=retry_if_exception_type((BackendUnavailable, BackendTimeout)),
         reraise=True,
     )
+
+
+class HttpBackend:
+    """An httpx client made on first use by `_new_client`; one handed in is used as is and never
+    closed here. `who` names the server in every error."""
+
+    who = "backend"
+
+    def __init__(self, client: httpx.Client | None) -> None:
+        self._client = client
+        self._owns_client = client is None
+
+    def _new_client(self) -> httpx.Client:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        if self._client is None:
+            self._client = self._new_client()
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        self._client = None
+
+    @property
+    def client(self) -> httpx.Client:
+        self.warm_up()
+        assert self._client is not None
+        return self._client
+
+    def _probe(self, path: str, timeout: float) -> None:
+        """Raise a BackendError unless GET `path` answers with a success status."""
+        with backend_errors(self.who):
+            response = self.client.get(path, timeout=timeout)
+        check_status(response, self.who)

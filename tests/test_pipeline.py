@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,13 @@ def index(tmp_path_factory: pytest.TempPathFactory, minilm) -> Path:
 def pipeline(index: Path, minilm, reranker=None, **environ: str) -> RagPipeline:
     settings = offline_settings(index, **environ)
     return RagPipeline(settings, embedder=minilm, reranker=reranker)
+
+
+@contextmanager
+def llm_pipeline(index: Path, minilm, fake: FakeOpenAI, **environ: str) -> Iterator[RagPipeline]:
+    """The offline pipeline answering through `fake`, an OpenAI-compatible server on 127.0.0.1."""
+    with serve(fake) as url:
+        yield pipeline(index, minilm, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"{url}/v1", **environ)
 
 
 class TestRecallOnly:
@@ -130,14 +139,7 @@ class TestAsk:
 
     def test_under_the_floor_is_not_found_without_calling_the_llm(self, index, minilm, tiny_generator) -> None:
         fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
-        with serve(fake) as url:
-            rag = pipeline(
-                index,
-                minilm,
-                RAG_GENERATE__BACKEND="openai",
-                RAG_GENERATE__OPENAI__URL=f"{url}/v1",
-                RAG_GENERATE__MIN_RECALL_SCORE="0.95",
-            )
+        with llm_pipeline(index, minilm, fake, RAG_GENERATE__MIN_RECALL_SCORE="0.95") as rag:
             answer = rag.ask("How many weeks of parental leave do I get?")
         assert not answer.found and answer.text == NOT_FOUND_EN and answer.citations == ()
         assert fake.requests == [] and "generate" not in answer.timings
@@ -145,15 +147,7 @@ class TestAsk:
 
     def test_llm_answer_streams_then_the_answer_object(self, index, minilm, tiny_generator) -> None:
         fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
-        with serve(fake) as url:
-            rag = pipeline(
-                index,
-                minilm,
-                RAG_GENERATE__BACKEND="openai",
-                RAG_GENERATE__OPENAI__URL=f"{url}/v1",
-                RAG_GENERATE__MAX_TOKENS="12",
-                RAG_GENERATE__TEMPERATURE="0",
-            )
+        with llm_pipeline(index, minilm, fake, RAG_GENERATE__MAX_TOKENS="12", RAG_GENERATE__TEMPERATURE="0") as rag:
             events = list(rag.ask_stream("What does error 809 mean?", options=SearchOptions(top_n=2)))
         *pieces, answer = events
         assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces) and len(pieces) > 1
@@ -174,8 +168,7 @@ class TestAsk:
     def test_generator_cut_off_mid_answer_keeps_what_came_and_says_so(self, index, minilm, tiny_generator) -> None:
         fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
         fake.fault = "cut"
-        with serve(fake) as url:
-            rag = pipeline(index, minilm, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"{url}/v1")
+        with llm_pipeline(index, minilm, fake) as rag:
             answer = rag.ask("What does error 809 mean?")
         assert answer.degraded == ("generate",) and answer.generator == "openai"
         assert any("stopped mid-answer" in note for note in answer.notes)

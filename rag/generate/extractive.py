@@ -52,13 +52,10 @@ class ExtractiveGenerator:
     def select(self, question: str, passages: Sequence[Passage]) -> list[Extract]:
         """The best sentences, most similar first, one copy each (overlapping chunks repeat text).
         Empty when none reaches `min_similarity`; see `closest` for how near the best one came."""
-        return self._select(question, passages)[0]
+        return self.closest(question, passages)[0]
 
     def closest(self, question: str, passages: Sequence[Passage]) -> tuple[list[Extract], float]:
         """The selection and the best sentence's similarity (-1 when there was no sentence)."""
-        return self._select(question, passages)
-
-    def _select(self, question: str, passages: Sequence[Passage]) -> tuple[list[Extract], float]:
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)

@@ -16,45 +16,30 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from rag._http import backend_errors, bearer, check_status, retrying
+from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import GenerateSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.generate.prompt import build_messages
 from rag.types import Passage
 
 
-class OpenAIChatGenerator:
+class OpenAIChatGenerator(HttpBackend):
     name = "openai"
 
     def __init__(self, settings: GenerateSettings, *, client: httpx.Client | None = None) -> None:
+        super().__init__(client)
         self.settings = settings
         self.openai = settings.openai
         self.who = f"generator at {self.openai.url}"
-        self._client = client
-        self._owns_client = client is None
 
-    def warm_up(self) -> None:
-        if self._client is None:
-            headers = bearer(self.openai.api_key)
-            timeout = httpx.Timeout(self.openai.timeout_s, connect=self.openai.connect_timeout_s)
-            self._client = httpx.Client(base_url=self.openai.url.rstrip("/") + "/", headers=headers, timeout=timeout)
-
-    def close(self) -> None:
-        if self._client is not None and self._owns_client:
-            self._client.close()
-        self._client = None
-
-    @property
-    def client(self) -> httpx.Client:
-        self.warm_up()
-        assert self._client is not None
-        return self._client
+    def _new_client(self) -> httpx.Client:
+        timeout = httpx.Timeout(self.openai.timeout_s, connect=self.openai.connect_timeout_s)
+        base_url = self.openai.url.rstrip("/") + "/"
+        return httpx.Client(base_url=base_url, headers=bearer(self.openai.api_key), timeout=timeout)
 
     def health(self) -> None:
         """Raise a BackendError unless the server lists its models (GET /v1/models)."""
-        with backend_errors(self.who):
-            response = self.client.get("models", timeout=min(5.0, self.openai.timeout_s))
-        check_status(response, self.who)
+        self._probe("models", min(5.0, self.openai.timeout_s))
 
     def payload(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -20,44 +20,27 @@ from typing import Any
 
 import httpx
 
-from rag._http import backend_errors, bearer, check_status, retrying
+from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import RerankSettings
 from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.rerank import _template
 
 
-class VllmReranker:
+class VllmReranker(HttpBackend):
     name = "vllm"
 
     def __init__(self, settings: RerankSettings, *, client: httpx.Client | None = None) -> None:
+        super().__init__(client)
         self.settings = settings
         self.vllm = settings.vllm
-        self._client = client
-        self._owns_client = client is None
+        self.who = f"reranker at {self.vllm.url}"
 
-    def warm_up(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(
-                base_url=self.vllm.url, headers=bearer(self.vllm.api_key), timeout=self.vllm.timeout_s
-            )
-
-    def close(self) -> None:
-        if self._client is not None and self._owns_client:
-            self._client.close()
-        self._client = None
-
-    @property
-    def client(self) -> httpx.Client:
-        self.warm_up()
-        assert self._client is not None
-        return self._client
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.vllm.url, headers=bearer(self.vllm.api_key), timeout=self.vllm.timeout_s)
 
     def health(self) -> None:
         """Raise a BackendError unless the server answers its health check (vLLM: GET /health)."""
-        who = f"reranker at {self.vllm.url}"
-        with backend_errors(who):
-            response = self.client.get("/health", timeout=min(5.0, self.vllm.timeout_s))
-        check_status(response, who)
+        self._probe("/health", min(5.0, self.vllm.timeout_s))
 
     # -- texts ----------------------------------------------------------------------------
     def texts(self, query: str, passages: Sequence[str], instruction: str | None) -> tuple[str, list[str]]:
@@ -90,7 +73,7 @@ class VllmReranker:
     def _post(self, query: str, documents: list[str], deadline: float) -> list[float]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise BackendTimeout(f"reranker at {self.vllm.url}: no answer within {self.vllm.timeout_s:g}s")
+            raise BackendTimeout(f"{self.who}: no answer within {self.vllm.timeout_s:g}s")
         if self.vllm.endpoint == "rerank":
             path = "/v1/rerank"
             payload: dict[str, Any] = {"model": self.vllm.model, "query": query, "documents": documents}
@@ -98,10 +81,9 @@ class VllmReranker:
         else:
             path = "/v1/score"
             payload = {"model": self.vllm.model, "text_1": query, "text_2": documents}
-        who = f"reranker at {self.vllm.url}"
-        with backend_errors(who):
+        with backend_errors(self.who):
             response = self.client.post(path, json=payload, timeout=remaining)
-        check_status(response, who)
+        check_status(response, self.who)
         return self._parse(response, len(documents))
 
     def _parse(self, response: httpx.Response, expected: int) -> list[float]:
@@ -111,9 +93,9 @@ class VllmReranker:
             key = "relevance_score" if self.vllm.endpoint == "rerank" else "score"
             scores = {int(row["index"]): float(row[key]) for row in rows}
         except (ValueError, KeyError, TypeError) as exc:
-            raise BadBackendResponse(f"reranker at {self.vllm.url}: malformed response ({exc!r})") from None
+            raise BadBackendResponse(f"{self.who}: malformed response ({exc!r})") from None
         if sorted(scores) != list(range(expected)):
-            raise BadBackendResponse(f"reranker at {self.vllm.url}: {len(scores)} scores for {expected} documents")
+            raise BadBackendResponse(f"{self.who}: {len(scores)} scores for {expected} documents")
         return [scores[i] for i in range(expected)]
 
 
