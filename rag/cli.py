@@ -279,11 +279,11 @@ def _query_options(top_k: int | None, top_n: int | None, instruction: str | None
     return SearchOptions(top_k=top_k, top_n=top_n, instruction=instruction, filters={"file": file} if file else None)
 
 
-def _pipeline() -> Any:
+def _pipeline(*, answers: bool) -> Any:
     from rag.pipeline import RagPipeline
 
     pipeline = RagPipeline(_settings())
-    pipeline.warm_up()
+    pipeline.warm_up(generator=answers)
     return pipeline
 
 
@@ -304,7 +304,7 @@ def search(
 ) -> None:
     """Ranked chunks with their recall rank and rerank score (no answer generated)."""
     with _errors():
-        result = _pipeline().search(
+        result = _pipeline(answers=False).search(
             query, collection=collection, options=_query_options(top_k, top_n, instruction, file)
         )
     if as_json:
@@ -346,7 +346,7 @@ def ask(
 
     answer: Answer | None = None
     with _errors():
-        events = _pipeline().ask_stream(
+        events = _pipeline(answers=True).ask_stream(
             question, collection=collection, options=_query_options(top_k, top_n, instruction, file)
         )
         for event in events:

@@ -92,10 +92,12 @@ class RagPipeline:
         self.store = store if store is not None else VectorStore(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
 
-    def warm_up(self) -> None:
+    def warm_up(self, *, generator: bool = True) -> None:
+        """Load the models now (search alone needs no generator)."""
         self.embedder.warm_up()
         self.reranker.warm_up()
-        self.generator.warm_up()
+        if generator:
+            self.generator.warm_up()
 
     def close(self) -> None:
         self.reranker.close()
@@ -141,6 +143,7 @@ class RagPipeline:
         instruction = options.instruction if options.instruction is not None else rerank.instruction
         if self.reranker.name == "none" or not recalled:
             return recalled[:top_n], (), (), 0
+        self.reranker.warm_up()  # its device and size decide the CPU budget below
         candidates, notes = self._cpu_budget(recalled)
         started = time.perf_counter()
         try:
