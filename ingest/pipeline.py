@@ -31,6 +31,7 @@ from ingest.manifest import content_version, delete_document, document_id, file_
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
 from rag.errors import LoadError, RagError, StoreError
+from rag.lexical.index import LexicalIndexes
 from rag.store import KnowledgeBase, VectorStore
 from rag.types import DocumentRecord, LoadedDocument
 
@@ -235,6 +236,7 @@ class Ingestor:
                 for record in self._prunable(kb, roots, {document_id(path) for path in files}):
                     delete_document(kb, record)
                     finish(FileOutcome(record.source, "pruned", doc_id=record.doc_id))
+            self._refresh_lexical(kb)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -319,6 +321,14 @@ class Ingestor:
             pages=parsed.pages,
             seconds=time.perf_counter() - started,
         )
+
+    def _refresh_lexical(self, kb: KnowledgeBase) -> None:
+        """Bring the BM25 index beside the collection up to date now, so the first query pays nothing.
+        Chroma holds everything it is derived from: if this fails, the next query rebuilds it."""
+        try:
+            LexicalIndexes(self.settings).get(kb).refresh(prune=True)
+        except (RagError, OSError) as exc:
+            log.warning("BM25 index of %r not refreshed (queries will rebuild it): %s", kb.name, exc)
 
     @staticmethod
     def _prunable(kb: KnowledgeBase, roots: list[Path], seen: set[str]) -> list[DocumentRecord]:

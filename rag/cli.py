@@ -271,12 +271,31 @@ InstructionOption = Annotated[
     str | None, typer.Option("--instruction", help="Reranker task instruction (default: the collection's).")
 ]
 FileOption = Annotated[list[str] | None, typer.Option("--file", help="Only these file names (repeatable).")]
+RecallModeOption = Annotated[
+    str | None, typer.Option("--mode", help="Recall: dense, bm25 or hybrid (default: recall.mode).")
+]
+RECALL_MODES = ("dense", "bm25", "hybrid")
 
 
-def _query_options(top_k: int | None, top_n: int | None, instruction: str | None, file: list[str] | None) -> Any:
+def _query_options(
+    top_k: int | None, top_n: int | None, instruction: str | None, file: list[str] | None, mode: str | None
+) -> Any:
     from rag.pipeline import SearchOptions
 
-    return SearchOptions(top_k=top_k, top_n=top_n, instruction=instruction, filters={"file": file} if file else None)
+    return SearchOptions(
+        top_k=top_k,
+        top_n=top_n,
+        instruction=instruction,
+        filters={"file": file} if file else None,
+        mode=_modes([mode])[0] if mode else None,
+    )
+
+
+def _modes(chosen: list[str]) -> list[Any]:
+    for name in chosen:
+        if name not in RECALL_MODES:
+            raise ConfigError(f"unknown recall mode {name!r}; use dense, bm25 or hybrid")
+    return list(dict.fromkeys(chosen))
 
 
 def _pipeline(*, answers: bool) -> Any:
@@ -300,12 +319,13 @@ def search(
     top_n: TopNOption = None,
     instruction: InstructionOption = None,
     file: FileOption = None,
+    mode: RecallModeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ranked chunks with their recall rank and rerank score (no answer generated)."""
     with _errors():
         result = _pipeline(answers=False).search(
-            query, collection=collection, options=_query_options(top_k, top_n, instruction, file)
+            query, collection=collection, options=_query_options(top_k, top_n, instruction, file, mode)
         )
     if as_json:
         _emit_json(result.to_dict())
@@ -335,6 +355,7 @@ def ask(
     top_n: TopNOption = None,
     instruction: InstructionOption = None,
     file: FileOption = None,
+    mode: RecallModeOption = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -347,7 +368,7 @@ def ask(
     answer: Answer | None = None
     with _errors():
         events = _pipeline(answers=True).ask_stream(
-            question, collection=collection, options=_query_options(top_k, top_n, instruction, file)
+            question, collection=collection, options=_query_options(top_k, top_n, instruction, file, mode)
         )
         for event in events:
             if isinstance(event, Answer):
@@ -438,6 +459,73 @@ def serve(
             )
         application = create_app(settings)
     uvicorn.run(application, host=bind_host, port=port if port is not None else settings.api.port, log_level="info")
+
+
+ModeOption = Annotated[
+    list[str] | None,
+    typer.Option("--mode", help="Recall mode(s) to compare: dense, bm25, hybrid (repeat; default: recall.mode)."),
+]
+
+
+@app.command(name="eval")
+def evaluate(
+    beir: Annotated[
+        Path | None, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
+    ] = None,
+    qa: Annotated[Path | None, typer.Option("--qa", help="Questions with gold file + pages (JSONL).")] = None,
+    collection: CollectionOption = None,
+    mode: ModeOption = None,
+    split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write report.md, report.json, recall-curve.png (+ answers) here.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure retrieval on your data: nDCG/MRR/recall (BEIR) or gold-page hits (--qa), before and after reranking."""
+    with _errors():
+        try:
+            import diskcache  # noqa: F401
+            import matplotlib  # noqa: F401
+            import pytrec_eval  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                f"rag eval needs the eval extra ({exc.name} is missing): pip install 'rag-kb[eval]'"
+            ) from None
+        from rag.evaluate.run import evaluate_beir, evaluate_qa
+
+        if (beir is None) == (qa is None):
+            raise ConfigError("give exactly one of --beir DIR or --qa FILE")
+        settings = _settings()
+        modes = _modes(mode or [settings.recall.mode])
+        command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
+        progress = not as_json and sys.stderr.isatty()
+        if beir is not None:
+            report = evaluate_beir(
+                settings, beir, modes, collection=collection, split=split, limit=limit, progress=progress
+            )
+        else:
+            assert qa is not None
+            report = evaluate_qa(
+                settings, qa, modes, collection=collection, limit=limit, out_dir=out_dir, progress=progress
+            )
+        if out_dir is not None:
+            from rag.evaluate.report import write_report
+
+            report["report"] = str(write_report(report, out_dir, command=command))
+        if as_json:
+            _emit_json(report)
+            return
+        from rag.evaluate.report import tables
+
+        for table in tables(report):
+            out.print(table)
+        for line in report.get("notes", []):
+            err.print(f"[yellow]{line}[/]", highlight=False)
+        if report.get("answers"):
+            out.print(f"answers: {report['answers']}")
+        if report.get("report"):
+            out.print(f"report: {report['report']}")
 
 
 def _timings(timings: dict[str, float]) -> str:

@@ -61,8 +61,19 @@ class ChunkingSettings(_Section):
         return value
 
 
+RecallMode = Literal["dense", "bm25", "hybrid"]
+
+
 class RecallSettings(_Section):
     top_k: int = Field(default=100, ge=1, le=1000)
+    # dense: Chroma vectors; bm25: the lexical index beside Chroma; hybrid: both, fused.
+    mode: RecallMode = "hybrid"
+    # weighted: min-max normalised scores mixed by dense_weight; rrf: reciprocal rank fusion.
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    rrf_k: int = Field(default=60, ge=1)
+    bm25_k1: float = Field(default=1.5, ge=0.0)
+    bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
 
 
 class VllmRerankSettings(_Section):

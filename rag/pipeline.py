@@ -18,26 +18,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rag._models import CPU_HEAVY_PARAMETERS
-from rag.config import Settings
+from rag.config import RecallMode, Settings
 from rag.embedding import Embedder, build_embedder
-from rag.errors import BackendError, ConfigError
+from rag.errors import BackendError
 from rag.generate import Generator, build_generator
 from rag.generate.extractive import ExtractiveGenerator
 from rag.generate.prompt import cited_numbers, is_not_found, not_found_text
+from rag.lexical.index import LexicalIndexes
+from rag.recall import recall
 from rag.rerank import Reranker, build_reranker
 from rag.store import KnowledgeBase, VectorStore
 from rag.types import Answer, Citation, Passage, SearchResult
 
 log = logging.getLogger(__name__)
-
-# Metadata a request may filter on, mapped to the chunk metadata key.
-FILTER_KEYS = {
-    "file": "file_name",
-    "file_name": "file_name",
-    "doc_id": "doc_id",
-    "file_type": "file_type",
-    "source": "source",
-}
 
 
 @dataclass(frozen=True)
@@ -49,22 +42,7 @@ class SearchOptions:
     instruction: str | None = None
     filters: dict[str, Any] | None = None
     min_score: float | None = None
-
-
-def chroma_where(filters: dict[str, Any] | None) -> dict[str, Any] | None:
-    """{"file": "a.pdf", "file_type": ["pdf", "docx"]} -> a Chroma where clause."""
-    if not filters:
-        return None
-    clauses: list[dict[str, Any]] = []
-    for key, value in filters.items():
-        if key not in FILTER_KEYS:
-            raise ConfigError(f"unknown filter {key!r}; use one of {sorted(set(FILTER_KEYS))}")
-        field = FILTER_KEYS[key]
-        if isinstance(value, list | tuple | set):
-            clauses.append({field: {"$in": [str(v) for v in value]}})
-        else:
-            clauses.append({field: str(value)})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    mode: RecallMode | None = None
 
 
 class RagPipeline:
@@ -90,6 +68,7 @@ class RagPipeline:
             else ExtractiveGenerator(self.embedder, settings.generate)
         )
         self.store = store if store is not None else VectorStore(settings)
+        self.lexical = LexicalIndexes(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
 
     def warm_up(self, *, generator: bool = True) -> None:
@@ -121,22 +100,40 @@ class RagPipeline:
         options = options or SearchOptions()
         timings: dict[str, float] = {}
         kb = self.knowledge_base(collection)
-        started = time.perf_counter()
-        vector = self.embedder.embed_query(query)
-        timings["embed"] = time.perf_counter() - started
-        top_k = options.top_k if options.top_k is not None else self.settings.recall.top_k
-        started = time.perf_counter()
-        recalled = kb.query(vector, top_k, where=chroma_where(options.filters))
-        timings["recall"] = time.perf_counter() - started
+        recalled = self.recall(query, kb, options, timings)
         instruction = options.instruction if options.instruction is not None else kb.instruction
-        passages, degraded, notes, reranked = self._rerank(
+        passages, degraded, notes, reranked = self.rerank(
             query, recalled, replace(options, instruction=instruction), timings
         )
         return SearchResult(query, tuple(passages), timings, degraded, notes, reranked)
 
-    def _rerank(
+    def recall(self, query: str, kb: KnowledgeBase, options: SearchOptions, timings: dict[str, float]) -> list[Passage]:
+        """The recall stage alone (rag eval scores it before and after reranking)."""
+        mode = options.mode if options.mode is not None else self.settings.recall.mode
+        vector = None
+        if mode != "bm25":
+            started = time.perf_counter()
+            vector = self.embedder.embed_query(query)
+            timings["embed"] = time.perf_counter() - started
+        top_k = options.top_k if options.top_k is not None else self.settings.recall.top_k
+        started = time.perf_counter()
+        recalled = recall(
+            kb,
+            self.lexical.get(kb) if mode != "dense" else None,
+            query,
+            vector,
+            k=top_k,
+            mode=mode,
+            settings=self.settings.recall,
+            filters=options.filters,
+        )
+        timings["recall"] = time.perf_counter() - started
+        return recalled
+
+    def rerank(
         self, query: str, recalled: list[Passage], options: SearchOptions, timings: dict[str, float]
     ) -> tuple[list[Passage], tuple[str, ...], tuple[str, ...], int]:
+        """The rerank stage: (top-n passages, degraded stages, notes, candidates reranked)."""
         rerank = self.settings.rerank
         top_n = options.top_n if options.top_n is not None else rerank.top_n
         min_score = options.min_score if options.min_score is not None else rerank.min_score
@@ -176,8 +173,12 @@ class RagPipeline:
 
     # -- answers ----------------------------------------------------------------------------
     def ask(self, question: str, *, collection: str | None = None, options: SearchOptions | None = None) -> Answer:
+        return self.answer(question, self.search(question, collection=collection, options=options))
+
+    def answer(self, question: str, result: SearchResult) -> Answer:
+        """The answer to `question` from passages already searched (rag eval reuses its search)."""
         answer: Answer | None = None
-        for item in self.ask_stream(question, collection=collection, options=options):
+        for item in self.answer_stream(question, result):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None
@@ -187,7 +188,9 @@ class RagPipeline:
         self, question: str, *, collection: str | None = None, options: SearchOptions | None = None
     ) -> Iterator[str | Answer]:
         """The answer's text piece by piece as the generator writes it, then the whole Answer."""
-        result = self.search(question, collection=collection, options=options)
+        yield from self.answer_stream(question, self.search(question, collection=collection, options=options))
+
+    def answer_stream(self, question: str, result: SearchResult) -> Iterator[str | Answer]:
         passages = result.passages
         timings = dict(result.timings)
         degraded, notes = list(result.degraded), list(result.notes)
@@ -264,11 +267,14 @@ class RagPipeline:
             floor = generate.min_rerank_score
             if floor is not None and best.rerank_score < floor:
                 return f"best rerank score {best.rerank_score:.3f} is under generate.min_rerank_score {floor:g}"
-        elif generate.min_recall_score is not None and best.recall_score < generate.min_recall_score:
-            return (
-                f"best recall similarity {best.recall_score:.3f} is under generate.min_recall_score "
-                f"{generate.min_recall_score:g}"
-            )
+        elif generate.min_recall_score is not None:
+            # The cosine similarity is the comparable number; BM25 and fused scores are not.
+            similarities = [p.dense_score for p in passages if p.dense_score is not None]
+            if similarities and max(similarities) < generate.min_recall_score:
+                return (
+                    f"best recall similarity {max(similarities):.3f} is under generate.min_recall_score "
+                    f"{generate.min_recall_score:g}"
+                )
         return None
 
 

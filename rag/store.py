@@ -257,6 +257,35 @@ class KnowledgeBase:
         where = {"doc_id": doc_id} if doc_id else None
         return sorted(chunk_id for got in self._pages(self._chunks, where=where, include=[]) for chunk_id in got["ids"])
 
+    def version_chunks(self, doc_id: str, version: str) -> Iterator[tuple[str, str, str]]:
+        """(chunk id, text, heading) of one version of a document, in chunk order."""
+        where = {"$and": [{"doc_id": doc_id}, {"version": version}]}
+        rows: list[tuple[int, str, str, str]] = []
+        for got in self._pages(self._chunks, where=where, include=["documents", "metadatas"]):
+            for chunk_id, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+                rows.append((int(meta.get("chunk_index", 0)), chunk_id, text or "", str(meta.get("heading", ""))))
+        for _, chunk_id, text, heading in sorted(rows):
+            yield chunk_id, text, heading
+
+    def passages(self, scored: Sequence[tuple[str, float]]) -> list[Passage]:
+        """The visible chunks among (chunk id, score) pairs, in the given order, ranked from 1."""
+        if not scored:
+            return []
+        got = self._call(self._chunks.get, ids=[chunk_id for chunk_id, _ in scored], include=["documents", "metadatas"])
+        found = {
+            chunk_id: (text or "", dict(meta))
+            for chunk_id, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        }
+        committed = self._committed_versions({meta.get("doc_id", "") for _, meta in found.values()})
+        out: list[Passage] = []
+        for chunk_id, score in scored:
+            if chunk_id not in found:
+                continue
+            text, meta = found[chunk_id]
+            if committed.get(meta.get("doc_id", "")) == meta.get("version"):
+                out.append(Passage(chunk_id, text, recall_rank=len(out) + 1, recall_score=score, metadata=meta))
+        return out
+
     def count(self) -> int:
         return int(self._call(self._chunks.count))
 
@@ -306,6 +335,7 @@ class KnowledgeBase:
                 text=texts[i] or "",
                 recall_rank=rank,
                 recall_score=1.0 - float(distances[i]),
+                dense_score=1.0 - float(distances[i]),
                 metadata=metas[i],
             )
             for rank, i in enumerate(keep[:k], start=1)

@@ -95,8 +95,11 @@ class DocumentRecord:
 
 @dataclass(frozen=True)
 class Passage:
-    """A recalled chunk (rank 1-based, cosine similarity), perhaps reranked: what a generator
-    reads and an answer cites."""
+    """A recalled chunk, perhaps reranked: what a generator reads and an answer cites.
+
+    `recall_score` is what ranked it in recall: the cosine similarity (dense), the BM25 score
+    (bm25) or the fused score (hybrid); `dense_score` / `bm25_score` are the parts it had.
+    """
 
     chunk_id: str
     text: str
@@ -104,6 +107,8 @@ class Passage:
     recall_score: float
     rerank_score: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    dense_score: float | None = None
+    bm25_score: float | None = None
 
     @property
     def file_name(self) -> str:
@@ -129,7 +134,9 @@ class Passage:
             "text": self.text,
             "recall_rank": self.recall_rank,
             "recall_score": round(self.recall_score, 6),
-            "rerank_score": None if self.rerank_score is None else round(self.rerank_score, 6),
+            "rerank_score": _rounded(self.rerank_score),
+            "dense_score": _rounded(self.dense_score),
+            "bm25_score": _rounded(self.bm25_score),
             "doc_id": self.metadata.get("doc_id", ""),
         }
 
@@ -197,3 +204,7 @@ class Answer:
             "notes": list(self.notes),
             "reranked": self.reranked,
         }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

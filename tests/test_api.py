@@ -70,6 +70,12 @@ def test_search_and_ask(api: str) -> None:
     assert found.status_code == 200, found.text
     passages = found.json()["passages"]
     assert len(passages) == 2 and passages[0]["rerank_score"] is not None
+    lexical = httpx.post(
+        f"{api}/v1/search", json={"query": "error 809", "recall_mode": "bm25", "top_n": 1}, headers=READER
+    ).json()["passages"]
+    assert lexical[0]["file"] == "runbook.md" and lexical[0]["bm25_score"] > 0 and lexical[0]["dense_score"] is None
+    bad_mode = httpx.post(f"{api}/v1/search", json={"query": "x", "recall_mode": "fuzzy"}, headers=READER)
+    assert bad_mode.status_code == 422 and "recall_mode" in bad_mode.text
     answer = httpx.post(f"{api}/v1/ask", json={"question": "What does error 809 mean?"}, headers=READER, timeout=60)
     assert answer.status_code == 200, answer.text
     body = answer.json()

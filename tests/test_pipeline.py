@@ -15,7 +15,8 @@ from rag._models import CPU_HEAVY_PARAMETERS
 from rag.config import VllmRerankSettings, load_settings
 from rag.errors import BackendUnavailable, ConfigError
 from rag.generate.prompt import NOT_FOUND_EN
-from rag.pipeline import RagPipeline, SearchOptions, chroma_where
+from rag.pipeline import RagPipeline, SearchOptions
+from rag.recall import chroma_where
 from rag.rerank import build_reranker
 from rag.tiny_models import build_causal_lm
 from rag.types import Answer
@@ -214,15 +215,14 @@ class TestCli:
 
     def test_ask_json_and_stream(self, index: Path) -> None:
         env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index)}
-        result = run_cli("ask", "What does error 809 mean?", "--json", env=env)
-        assert result.returncode == 0, result.stderr
-        body = json.loads(result.stdout)
+        streamed = run_cli("ask", "What does error 809 mean?", "--stream", "--json", env=env)
+        assert streamed.returncode == 0, streamed.stderr
+        lines = [json.loads(line) for line in streamed.stdout.splitlines()]
+        body = lines[-1]["answer"]
+        assert "".join(line["delta"] for line in lines[:-1]) == body["answer"]
         assert body["found"] and body["answer"].startswith("Error 809 means") and body["generator"] == "extractive"
         assert body["citations"][0]["file"] == "runbook.md" and body["citations"][0]["cited"] is True
-        streamed = run_cli("ask", "What does error 809 mean?", "--stream", "--json", env=env)
-        lines = [json.loads(line) for line in streamed.stdout.splitlines()]
-        assert "".join(line["delta"] for line in lines[:-1]) == lines[-1]["answer"]["answer"] == body["answer"]
-        plain = run_cli("ask", "What does error 809 mean?", env=env)
+        plain = run_cli("ask", "What does error 809 mean?", "--mode", "dense", env=env)
         assert plain.stdout.startswith("Error 809 means") and "*[1] runbook.md" in plain.stdout
 
     def test_rerank_command_with_the_tiny_qwen3(self, tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -87,7 +87,13 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     def options(body: QueryOptions) -> SearchOptions:
         if body.top_k is not None and body.top_k > limits.max_top_k:
             raise ApiError(422, "invalid_request", f"top_k: at most {limits.max_top_k}")
-        return SearchOptions(top_k=body.top_k, top_n=body.top_n, instruction=body.instruction, filters=body.filters)
+        return SearchOptions(
+            top_k=body.top_k,
+            top_n=body.top_n,
+            instruction=body.instruction,
+            filters=body.filters,
+            mode=body.recall_mode,
+        )
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

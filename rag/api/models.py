@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -16,6 +18,9 @@ class QueryOptions(_Body):
     instruction: str | None = Field(default=None, max_length=2000, description="Reranker task instruction.")
     filters: dict[str, str | list[str]] | None = Field(
         default=None, description='e.g. {"file": "a.pdf", "file_type": ["pdf", "docx"]}'
+    )
+    recall_mode: Literal["dense", "bm25", "hybrid"] | None = Field(
+        default=None, description="Recall by vectors, BM25, or both fused (default: recall.mode)."
     )
 
 

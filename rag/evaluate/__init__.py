@@ -1,0 +1,1 @@
+"""`rag eval`: retrieval quality on BEIR-layout data and on question sets with gold pages."""

@@ -1,0 +1,156 @@
+"""BM25 beside Chroma: the analyser (English, Chinese, mixed), the index's life cycle through real
+ingestion (adds, replacements, deletions, a process that never saw the writes), fusion, and
+hybrid recall through the pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ingest.manifest import delete_document
+from ingest.pipeline import Ingestor
+from rag.config import RecallSettings
+from rag.lexical.analyzer import analyze
+from rag.lexical.index import LexicalIndex, LexicalIndexes
+from rag.pipeline import RagPipeline, SearchOptions
+from rag.recall import document_filter, fuse, rrf, weighted
+from rag.types import DocumentRecord, Passage
+
+from .conftest import offline_settings
+from .test_ingest import FAQ, RUNBOOK
+
+
+class TestAnalyzer:
+    def test_english_is_lowercased_stemmed_and_stopped(self) -> None:
+        assert analyze("The Firewalls are blocking connections") == ["firewal", "block", "connect"]
+
+    def test_chinese_words_and_the_words_inside_them(self) -> None:
+        terms = analyze("个人信息保护法")
+        assert {"个人信息", "个人", "信息", "保护法"} <= set(terms)
+
+    def test_function_words_and_punctuation_are_not_terms(self) -> None:
+        terms = analyze("我们的数据，是否算敏感个人信息？")
+        assert "的" not in terms and "，" not in terms and "？" not in terms and "敏感" in terms
+
+    def test_mixed_scripts_keep_both(self) -> None:
+        terms = analyze("VPN报错809怎么办 error code 809")
+        assert {"vpn", "809", "报错", "error", "code"} <= set(terms)
+
+    def test_error_codes_and_product_names_stay_whole(self) -> None:
+        assert analyze("ERR_CONN_RESET on WinSCP 6.3") == ["err_conn_reset", "winscp"]
+
+
+class TestFusion:
+    def test_reciprocal_rank_fusion(self) -> None:
+        fused = rrf([["a", "b"], ["b", "c"]], k=60)
+        assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+        assert fused["a"] == pytest.approx(1 / 61) and fused["c"] == pytest.approx(1 / 62)
+
+    def test_weighted_fusion_normalises_each_run(self) -> None:
+        fused = weighted([{"a": 0.9, "b": 0.5}, {"b": 20.0, "c": 10.0}], [0.5, 0.5])
+        # a: dense max (1.0) only; b: dense min (0) + bm25 max (1); c: bm25 min (0)
+        assert fused == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
+
+    def test_fuse_keeps_both_scores_and_reranks_from_one(self) -> None:
+        dense = [Passage("x", "", 1, 0.8, dense_score=0.8), Passage("y", "", 2, 0.6, dense_score=0.6)]
+        lexical = [Passage("y", "", 1, 7.0, bm25_score=7.0), Passage("z", "", 2, 3.0, bm25_score=3.0)]
+        fused = fuse(dense, lexical, k=10, settings=RecallSettings(fusion="weighted", dense_weight=0.4))
+        assert [p.chunk_id for p in fused] == ["y", "x", "z"]
+        assert [p.recall_rank for p in fused] == [1, 2, 3]
+        assert fused[0].dense_score == 0.6 and fused[0].bm25_score == 7.0
+        assert fused[1].bm25_score is None and fused[2].dense_score is None
+
+    def test_document_filter_matches_the_dense_filter_keys(self) -> None:
+        record = DocumentRecord("d1", "/kb/manual.pdf", "pdf", 1, "")
+        assert document_filter({"file": "manual.pdf"})(record)  # type: ignore[misc]
+        assert document_filter({"file_type": ["docx", "pdf"]})(record)  # type: ignore[misc]
+        assert not document_filter({"file": "other.pdf"})(record)  # type: ignore[misc]
+
+
+@pytest.fixture
+def kb_files(tmp_path: Path, corpus: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "runbook.md").write_text(RUNBOOK)
+    (folder / "faq.txt").write_text(FAQ)
+    shutil.copy(corpus / "zh" / "PRC_Data_Security_Law.pdf", folder)
+    return folder
+
+
+def bm25_files(index: LexicalIndex) -> list[str]:
+    return sorted(p.name for p in index.folder.glob("*.json"))
+
+
+class TestLifecycle:
+    def test_ingest_replace_delete_and_a_process_that_never_saw_the_writes(
+        self, tmp_path: Path, kb_files: Path, minilm
+    ) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        ingestor = Ingestor(settings, embedder=minilm)
+        ingestor.run([kb_files])
+        kb = ingestor.store.open("default")
+        index = LexicalIndexes(settings).get(kb)
+        assert len(bm25_files(index)) == 3  # one term file per committed document version
+
+        def top_file(query: str) -> str:
+            hits = kb.passages(index.search(query, 3))
+            return hits[0].file_name if hits else ""
+
+        assert top_file("error 809 L2TP") == "runbook.md"
+        assert top_file("数据安全 风险评估") == "PRC_Data_Security_Law.pdf"
+        assert top_file("seat discount") == "faq.txt"
+
+        # A replacement: the old version's terms go, the new ones come, the old file is pruned.
+        (kb_files / "faq.txt").write_text("The enterprise tier is priced per cluster, not per seat.")
+        ingestor.run([kb_files])
+        assert top_file("enterprise cluster") == "faq.txt"
+        assert index.search("discount", 3) == []
+        assert len(bm25_files(index)) == 3
+
+        # A deletion through the manifest (as `rag docs delete` and the API do).
+        [record] = [r for r in kb.documents() if r.source.endswith("runbook.md")]
+        delete_document(kb, record)
+        assert top_file("error 809 L2TP") != "runbook.md"
+
+        # Another process with an empty index folder rebuilds the same index from Chroma alone.
+        before = index.snapshot()
+        fresh_settings = offline_settings(tmp_path / "ix")
+        shutil.rmtree(fresh_settings.data_dir / "bm25")
+        fresh = LexicalIndexes(fresh_settings).get(ingestor.store.open("default"))
+        assert fresh.snapshot() == before
+        assert fresh.search("数据安全 风险评估", 5) == index.search("数据安全 风险评估", 5)
+
+    def test_a_stale_term_file_of_an_uncommitted_version_is_never_searched(
+        self, tmp_path: Path, kb_files: Path, minilm
+    ) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        ingestor = Ingestor(settings, embedder=minilm)
+        ingestor.run([kb_files / "runbook.md"])
+        kb = ingestor.store.open("default")
+        index = LexicalIndexes(settings).get(kb)
+        [record] = kb.documents()
+        # What a run killed between writing terms and committing would leave behind.
+        orphan = index.folder / f"{record.doc_id}.0123456789abcdef.a1.json"
+        orphan.write_text('{"chunk_ids": ["ghost"], "terms": [["ghost"]]}')
+        assert index.search("ghost", 5) == []
+        ingestor.run([kb_files / "runbook.md"])  # any later run prunes it
+        assert not orphan.exists()
+
+
+class TestHybridRecall:
+    def test_modes_per_request_and_filters(self, tmp_path: Path, kb_files: Path, minilm) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        Ingestor(settings, embedder=minilm).run([kb_files])
+        rag = RagPipeline(settings, embedder=minilm)
+        question = "what does error 809 mean"
+        results = {mode: rag.search(question, options=SearchOptions(mode=mode)) for mode in ("dense", "bm25", "hybrid")}
+        for mode, result in results.items():
+            assert result.passages[0].file_name == "runbook.md", mode
+        assert "embed" not in results["bm25"].timings  # BM25 alone needs no query vector
+        assert results["bm25"].passages[0].bm25_score and results["bm25"].passages[0].dense_score is None
+        hybrid = results["hybrid"].passages[0]
+        assert hybrid.dense_score is not None and hybrid.bm25_score is not None
+        only_faq = rag.search("error 809", options=SearchOptions(mode="bm25", filters={"file": "faq.txt"}))
+        assert all(p.file_name == "faq.txt" for p in only_faq.passages)
