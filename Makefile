@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench-ingest bench-rerank bench-eval tiny-models clean
+.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,18 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.local-installed
 	$(BIN)/python scripts/demo.py
 
-test: $(VENV)/.dev-installed
+# Test tools from Debian, installed here when missing: chromium (the browser tests, with a CJK font
+# so screenshots show Chinese) and docker-compose (validates docker-compose.yml; no engine runs).
+# Without root or sudo they cannot be, and the tests that need them skip, saying so.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v docker-compose >/dev/null || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+		{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium fonts-wqy-zenhei docker-compose >/dev/null; } \
+		|| echo "could not install chromium / docker-compose: the tests that need them will skip"; \
+	fi
+
+test: $(VENV)/.dev-installed system-deps
 	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 

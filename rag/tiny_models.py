@@ -12,9 +12,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-QWEN3_EMBEDDING_QUERY_PROMPT = (
-    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
-)
+from rag.embedding import QWEN3_DEFAULT_TASK, instruction_prompt
+
+QWEN3_EMBEDDING_QUERY_PROMPT = instruction_prompt(QWEN3_DEFAULT_TASK)
 
 
 def qwen3_tokenizer_dir() -> Path:

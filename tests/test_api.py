@@ -305,7 +305,7 @@ def test_readiness_names_each_backend_and_metrics_count_requests(api: str, offli
     assert httpx.get(f"{api}/readyz").status_code == 401 and httpx.get(f"{api}/metrics").status_code == 401
     ready = httpx.get(f"{offline_api}/readyz", headers=admin)
     assert ready.status_code == 200, ready.text
-    assert set(ready.json()["checks"]) == {"chroma", "reranker", "generator"} and ready.json()["ready"]
+    assert set(ready.json()["checks"]) == {"chroma", "embedder", "reranker", "generator"} and ready.json()["ready"]
     httpx.post(f"{offline_api}/v1/search", json={"query": "error 809"}, headers=admin)
     text = httpx.get(f"{offline_api}/metrics", headers=admin).text
     assert 'rag_requests_total{method="POST",route="/v1/search",status="200"}' in text

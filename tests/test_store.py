@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from rag.config import load_settings
 from rag.errors import ConfigError
 from rag.store import VectorStore
 from rag.types import Chunk, DocumentRecord
+
+from .conftest import offline_settings
 
 DIM = 8
 
@@ -113,3 +117,18 @@ class TestKnowledgeBase:
         exported = kb.export()
         assert len(exported) == 5600
         np.testing.assert_allclose(exported["big:v:05599"][0], vectors(5600, 3)[5599], atol=1e-6)
+
+
+def test_many_threads_opening_one_embedded_store_at_once(tmp_path: Path) -> None:
+    """The first requests to a fresh API process arrive together: each thread may be the one that
+    starts Chroma. Before the connect lock this failed inside Chroma's start-up."""
+    store = VectorStore(offline_settings(tmp_path / "ix"))
+    barrier = threading.Barrier(8)
+
+    def first_use() -> list[str]:
+        barrier.wait(timeout=30)
+        return store.list_knowledge_bases()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [future.result(timeout=60) for future in [pool.submit(first_use) for _ in range(8)]]
+    assert results == [[]] * 8

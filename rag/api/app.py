@@ -25,7 +25,8 @@ from rag.api.errors import ApiError, check_length, error_body, install_error_han
 from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankRequest, SearchRequest
 from rag.api.openai_chat import chat_router
 from rag.api.ops import Metrics, ops_router
-from rag.config import Settings
+from rag.api.web import install_web
+from rag.config import Settings, load_settings
 from rag.errors import BackendError, RagError
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.types import Answer
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     app.include_router(documents_router(settings, keys))
     app.include_router(chat_router(settings, keys, metrics))
     app.include_router(ops_router(keys, metrics))
+    install_web(app)
     app.state.metrics = metrics
 
     @app.middleware("http")
@@ -166,6 +168,12 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         }
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for `uvicorn --factory` (`rag serve --workers N`): each worker process reads its
+    settings from RAG_CONFIG and the environment."""
+    return create_app(load_settings())
 
 
 def _load_pipeline(settings: Settings) -> RagPipeline:

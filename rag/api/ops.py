@@ -78,14 +78,16 @@ def _checks(pipeline: RagPipeline) -> dict[str, dict[str, Any]]:
         checks["chroma"] = {"ok": True, "detail": pipeline.store.location}
     except Exception as exc:
         checks["chroma"] = {"ok": False, "detail": f"{pipeline.store.location}: {exc}"}
-    for role, component in (("reranker", pipeline.reranker), ("generator", pipeline.generator)):
+    components = (("embedder", pipeline.embedder), ("reranker", pipeline.reranker), ("generator", pipeline.generator))
+    for role, component in components:
+        name = getattr(component, "name", None) or getattr(component, "model_name", "")
         health = getattr(component, "health", None)
         if health is None:
-            checks[role] = {"ok": True, "detail": f"{component.name} (in-process)"}
+            checks[role] = {"ok": True, "detail": f"{name} (in-process)"}
             continue
         try:
             health()
-            checks[role] = {"ok": True, "detail": component.name}
+            checks[role] = {"ok": True, "detail": name}
         except RagError as exc:
             checks[role] = {"ok": False, "detail": str(exc)}
     return checks

@@ -1,0 +1,415 @@
+// rag-kb web page: plain JS over the public API. Every value from the server or a document is
+// written with textContent, never as HTML: a document cannot inject markup into the page.
+"use strict";
+
+const KEY_STORAGE = "rag-kb.api-key";
+const $ = (id) => document.getElementById(id);
+
+// -- API -------------------------------------------------------------------------------------
+function headers(extra = {}) {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(errorText(response.status, data));
+  return data;
+}
+
+function errorText(status, data) {
+  const error = data && data.error;
+  return error ? `${error.message} (${error.code}, HTTP ${status})` : `HTTP ${status}`;
+}
+
+// -- small DOM helpers -------------------------------------------------------------------------
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function banner(id, kind, text) {
+  const node = $(id);
+  node.className = `banner ${kind}`;
+  node.textContent = text;
+  node.hidden = !text;
+}
+
+// -- pages -----------------------------------------------------------------------------------
+const PAGES = ["ask", "rerank", "documents"];
+
+function showPage() {
+  const wanted = location.hash.slice(1);
+  const page = PAGES.includes(wanted) ? wanted : "ask";
+  for (const name of PAGES) {
+    $(`page-${name}`).hidden = name !== page;
+    const link = document.querySelector(`nav a[data-page="${name}"]`);
+    if (name === page) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (page === "documents") loadDocuments();
+}
+
+// -- API key ---------------------------------------------------------------------------------
+function showKeyState() {
+  $("key-state").textContent = sessionStorage.getItem(KEY_STORAGE) ? "key in use (this tab only)" : "no key";
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  $("api-key").value = "";
+  showKeyState();
+  loadCollections();
+});
+$("key-forget").addEventListener("click", () => {
+  sessionStorage.removeItem(KEY_STORAGE);
+  showKeyState();
+});
+
+// -- collections -----------------------------------------------------------------------------
+async function loadCollections(selected) {
+  let names = [];
+  try {
+    names = (await api("GET", "/v1/collections")).collections.map((c) => c.name);
+  } catch (error) {
+    banner("ask-banner", "error", `Cannot list collections: ${error.message}`);
+  }
+  for (const select of document.querySelectorAll("select.collections")) {
+    const keep = selected || select.value;
+    select.replaceChildren(...names.map((name) => el("option", { value: name, text: name })));
+    if (names.includes(keep)) select.value = keep;
+  }
+}
+
+// -- Ask -------------------------------------------------------------------------------------
+let citations = [];
+
+async function* serverSentEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) yield { name, data: JSON.parse(data.join("\n")) };
+    }
+  }
+}
+
+function renderAnswerText(text) {
+  // "[2]" becomes a button that opens the cited passage; the rest stays plain text.
+  const answer = $("answer");
+  answer.replaceChildren();
+  let last = 0;
+  for (const match of text.matchAll(/\[(\d+)\]/g)) {
+    answer.append(text.slice(last, match.index));
+    const n = Number(match[1]);
+    const known = citations.some((c) => c.n === n);
+    answer.append(
+      known
+        ? el("button", { type: "button", class: "cite", "aria-label": `source ${n}`, onclick: () => showCitation(n), text: `[${n}]` })
+        : match[0],
+    );
+    last = match.index + match[0].length;
+  }
+  answer.append(text.slice(last));
+}
+
+function showCitation(n) {
+  const c = citations.find((item) => item.n === n);
+  if (!c) return;
+  const detail = $("citation-detail");
+  const score = c.rerank_score === null ? "not reranked" : `rerank score ${c.rerank_score.toFixed(3)}`;
+  detail.replaceChildren(
+    el("h3", { text: `[${c.n}] ${c.file}${c.page ? `, page ${c.page}` : ""}` }),
+    el("p", { class: "muted", text: `${c.heading || "(no heading)"} · ${score} · recall rank ${c.recall_rank}` }),
+    el("blockquote", { text: c.text }),
+    el("button", { type: "button", onclick: () => { detail.hidden = true; }, text: "Close" }),
+  );
+  detail.hidden = false;
+  detail.focus();
+}
+
+function renderCitations(answer) {
+  citations = answer.citations || [];
+  $("citations").replaceChildren(
+    ...citations.map((c) =>
+      el(
+        "li",
+        { class: c.cited ? "cited" : "" },
+        el("button", {
+          type: "button",
+          class: "cite",
+          onclick: () => showCitation(c.n),
+          text: `[${c.n}] ${c.file}${c.page ? ` p. ${c.page}` : ""}`,
+        }),
+        el("span", { class: "muted", text: ` ${c.snippet || ""}` }),
+      ),
+    ),
+  );
+  const timings = Object.entries(answer.timings || {}).map(([stage, s]) => `${stage} ${(s * 1000).toFixed(0)} ms`);
+  $("ask-timings").textContent = timings.join(" · ");
+  if (answer.degraded && answer.degraded.length) {
+    banner("ask-banner", "warn", `Degraded (${answer.degraded.join(", ")}): ${(answer.notes || []).join("; ")}`);
+  } else if (!answer.found) {
+    banner("ask-banner", "info", `Not found in the knowledge base. ${(answer.notes || []).join("; ")}`);
+  } else if (answer.notes && answer.notes.length) {
+    banner("ask-banner", "info", answer.notes.join("; "));
+  }
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const button = $("ask-submit");
+  button.disabled = true;
+  citations = [];
+  banner("ask-banner", "", "");
+  $("answer").textContent = "";
+  $("citations").replaceChildren();
+  $("ask-timings").textContent = "";
+  $("citation-detail").hidden = true;
+  const body = { question: $("ask-question").value, collection: $("ask-collection").value || null, stream: true };
+  if ($("ask-instruction").value.trim()) body.instruction = $("ask-instruction").value.trim();
+  if ($("ask-mode").value) body.recall_mode = $("ask-mode").value;
+  try {
+    const response = await fetch("/v1/ask", {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(errorText(response.status, await response.json().catch(() => ({}))));
+    let text = "";
+    for await (const event of serverSentEvents(response)) {
+      if (event.name === "delta") {
+        text += event.data.text;
+        $("answer").textContent = text;
+      } else if (event.name === "answer") {
+        renderCitations(event.data);
+        renderAnswerText(event.data.answer);
+      } else if (event.name === "error") {
+        throw new Error(errorText(503, event.data));
+      }
+    }
+  } catch (error) {
+    banner("ask-banner", "error", error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("ask-form").addEventListener("submit", ask);
+$("ask-question").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
+});
+
+// -- Rerank playground -----------------------------------------------------------------------
+const EXAMPLES = {
+  en: {
+    query: "How long should a user wait before escalating an unanswered incident page?",
+    instruction: "Given an IT support question, find the passage that answers it",
+    docs: [
+      "After waiting about 15 minutes, the caller should escalate the incident to a higher level.",
+      "Printers on the third floor are serviced every Tuesday.",
+      "事件响应团队应在收到报告后尽快确认并分级。",
+      "Passwords must be at least 12 characters long.",
+      "If the on-call handler does not answer, repeat the initial contact, then escalate to the manager.",
+    ],
+  },
+  zh: {
+    query: "收集人脸信息属于敏感个人信息吗？",
+    instruction: "",
+    docs: [
+      "敏感个人信息包括生物识别、宗教信仰、特定身份、医疗健康、金融账户、行踪轨迹等信息。",
+      "国家建立数据分类分级保护制度。",
+      "Biometric data such as face images is sensitive personal information.",
+      "网络运营者应当制定网络安全事件应急预案。",
+      "本法自2021年11月1日起施行。",
+    ],
+  },
+};
+
+let lastRanking = [];
+
+function loadExample(name) {
+  const example = EXAMPLES[name];
+  $("rerank-query").value = example.query;
+  $("rerank-instruction").value = example.instruction;
+  $("rerank-docs").value = example.docs.join("\n");
+}
+
+async function rerank(event) {
+  event.preventDefault();
+  const documents = $("rerank-docs").value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const body = { query: $("rerank-query").value, documents, return_documents: true };
+  if ($("rerank-instruction").value.trim()) body.instruction = $("rerank-instruction").value.trim();
+  $("rerank-submit").disabled = true;
+  banner("rerank-banner", "", "");
+  try {
+    const data = await api("POST", "/v1/rerank", body);
+    lastRanking = data.results.map((r, rank) => ({ rank: rank + 1, index: r.index, score: r.relevance_score, text: documents[r.index] }));
+    $("rerank-results").replaceChildren(
+      ...lastRanking.map((r) =>
+        el(
+          "li",
+          {},
+          scoreBar(r.score),
+          el("span", { class: "score", text: r.score.toFixed(3) }),
+          el("span", { class: "doc", text: r.text }),
+        ),
+      ),
+    );
+    $("rerank-csv").disabled = lastRanking.length === 0;
+  } catch (error) {
+    banner("rerank-banner", "error", error.message);
+  } finally {
+    $("rerank-submit").disabled = false;
+  }
+}
+
+function scoreBar(score) {
+  const fill = el("span");
+  fill.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`; // CSSOM: allowed by the page's CSP
+  return el("div", { class: "bar", role: "img", "aria-label": `score ${score.toFixed(3)}` }, fill);
+}
+
+function csvField(value) {
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+function exportCsv() {
+  const lines = [["rank", "index", "score", "document"], ...lastRanking.map((r) => [r.rank, r.index, r.score.toFixed(6), r.text])];
+  const csv = "\ufeff" + lines.map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n"; // BOM: Excel reads UTF-8
+  const link = el("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv;charset=utf-8" })), download: "rerank.csv" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+$("rerank-form").addEventListener("submit", rerank);
+$("example-en").addEventListener("click", () => loadExample("en"));
+$("example-zh").addEventListener("click", () => loadExample("zh"));
+$("rerank-csv").addEventListener("click", exportCsv);
+
+// -- Documents -------------------------------------------------------------------------------
+function docsCollection() {
+  return $("docs-new").value.trim() || $("docs-collection").value;
+}
+
+async function loadDocuments() {
+  const collection = $("docs-collection").value;
+  const body = $("documents").querySelector("tbody");
+  if (!collection) {
+    body.replaceChildren();
+    return;
+  }
+  try {
+    const data = await api("GET", `/v1/collections/${encodeURIComponent(collection)}/documents`);
+    body.replaceChildren(
+      ...data.documents.map((d) =>
+        el(
+          "tr",
+          {},
+          el("td", { text: d.file, title: d.title || d.file }),
+          el("td", { text: String(d.pages || "-") }),
+          el("td", { text: String(d.chunks) }),
+          el("td", { text: (d.ingested_at || "").replace("T", " ").replace("+00:00", " UTC") }),
+          el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `Delete ${d.file}`, onclick: () => deleteDocument(collection, d), text: "Delete" })),
+        ),
+      ),
+    );
+  } catch (error) {
+    banner("docs-banner", "error", error.message);
+  }
+}
+
+async function deleteDocument(collection, doc) {
+  if (!confirm(`Delete ${doc.file} from ${collection}?`)) return;
+  try {
+    await api("DELETE", `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(doc.doc_id)}`);
+    banner("docs-banner", "info", `Deleted ${doc.file}.`);
+  } catch (error) {
+    banner("docs-banner", "error", error.message);
+  }
+  loadDocuments();
+}
+
+function upload(event) {
+  event.preventDefault();
+  const collection = docsCollection();
+  const files = $("upload-files").files;
+  if (!collection || !files.length) return;
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  const request = new XMLHttpRequest();
+  request.open("POST", `/v1/collections/${encodeURIComponent(collection)}/documents`);
+  for (const [name, value] of Object.entries(headers())) request.setRequestHeader(name, value);
+  const progress = $("upload-progress");
+  progress.hidden = false;
+  progress.value = 0;
+  $("upload-submit").disabled = true;
+  $("upload-state").textContent = `uploading ${files.length} file(s)…`;
+  request.upload.onprogress = (e) => {
+    if (e.lengthComputable) progress.value = (100 * e.loaded) / e.total;
+    if (e.loaded === e.total) $("upload-state").textContent = "ingesting…";
+  };
+  request.onloadend = async () => {
+    $("upload-submit").disabled = false;
+    progress.hidden = true;
+    let data = {};
+    try { data = JSON.parse(request.responseText); } catch { /* not JSON: reported below */ }
+    if (request.status < 200 || request.status >= 300) {
+      $("upload-state").textContent = "";
+      banner("docs-banner", "error", request.status ? errorText(request.status, data) : "the upload did not reach the server");
+      return;
+    }
+    $("upload-state").textContent = data.failed ? `${data.failed} file(s) failed` : "done";
+    const table = $("upload-results");
+    table.hidden = false;
+    table.querySelector("tbody").replaceChildren(
+      ...data.files.map((f) =>
+        el("tr", { class: f.status === "failed" ? "failed" : "" },
+          el("td", { text: f.file }), el("td", { text: f.status }), el("td", { text: String(f.chunks ?? "") }), el("td", { text: f.reason || "" })),
+      ),
+    );
+    $("docs-new").value = "";
+    await loadCollections(collection);
+    $("docs-collection").value = collection;
+    loadDocuments();
+  };
+  request.send(form);
+}
+
+$("upload-form").addEventListener("submit", upload);
+$("docs-collection").addEventListener("change", loadDocuments);
+
+// -- start -----------------------------------------------------------------------------------
+window.addEventListener("hashchange", showPage);
+showKeyState();
+loadCollections().then(showPage);
