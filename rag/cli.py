@@ -518,7 +518,7 @@ def evaluate(
             raise ConfigError("give exactly one of --beir DIR or --qa FILE")
         settings = _settings()
         modes = _modes(mode or [settings.recall.mode])
-        command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
+        command = " ".join(["rag", *sys.argv[1:]])
         progress = not as_json and sys.stderr.isatty()
         if beir is not None:
             report = evaluate_beir(

@@ -24,6 +24,7 @@ from rag.errors import BackendError
 from rag.generate import Generator, build_generator
 from rag.generate.extractive import ExtractiveGenerator
 from rag.generate.prompt import cited_numbers, is_not_found, not_found_text
+from rag.lexical.analyzer import analyze
 from rag.lexical.index import LexicalIndexes
 from rag.recall import recall
 from rag.rerank import Reranker, build_reranker
@@ -75,6 +76,8 @@ class RagPipeline:
         """Load the models now (search alone needs no generator)."""
         self.embedder.warm_up()
         self.reranker.warm_up()
+        # jieba loads its dictionary (~1 s) on first use: not on a user's first question.
+        analyze("预热 warm-up")
         if generator:
             self.generator.warm_up()
 

@@ -20,7 +20,8 @@ sys.path.insert(0, str(PROJECT))
 from ingest import Ingestor  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.errors import ModelLoadError, RagError  # noqa: E402
-from rag.pipeline import RagPipeline  # noqa: E402
+from rag.generate._language import is_chinese  # noqa: E402
+from rag.pipeline import RagPipeline, SearchOptions  # noqa: E402
 from rag.rerank import build_reranker  # noqa: E402
 from rag.types import Answer  # noqa: E402
 
@@ -95,8 +96,10 @@ def main() -> int:
             ingestor.settings, embedder=ingestor.embedder, reranker=build_reranker(offline), store=ingestor.store
         )
     for question in QUESTIONS:
+        # The offline embedder (MiniLM) reads English only: Chinese questions also use BM25 (jieba).
+        options = SearchOptions(mode="hybrid") if is_chinese(question) else None
         try:
-            answer = pipeline.ask(question, collection=collection)
+            answer = pipeline.ask(question, collection=collection, options=options)
         except RagError as exc:
             console.print(f"[red]error:[/] {exc}", highlight=False)
             return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,8 @@ class ModeRun:
 
 def collection_name(folder: Path, model: str) -> str:
     digest = hashlib.sha256(f"{folder.resolve()}|{model}".encode()).hexdigest()[:10]
-    return f"eval-{folder.name[:30].replace('.', '-')}-{digest}"
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", folder.name)[:30].strip("-_") or "beir"
+    return f"eval-{readable}-{digest}"
 
 
 def corpus_version(data: BeirSet, model: str, max_tokens: int) -> str:
