@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval tiny-models clean
+.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval bench-load tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-rerank: $(VENV)/.local-installed
 bench-eval: $(VENV)/.dev-installed
 	HF_HUB_OFFLINE=1 RAG_CONFIG=configs/offline.yaml RAG_DATA_DIR=bench/out/eval-data $(BIN)/rag eval \
 		--beir ../shared/eval/scifact --mode dense --mode bm25 --mode hybrid --out bench/out/scifact
+
+# 50 clients on /v1/search and /v1/ask for 60 s against a real `rag serve` (offline profile).
+bench-load: $(VENV)/.local-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py
 
 tiny-models: $(VENV)/.local-installed
 	$(BIN)/python scripts/make_tiny_models.py .tiny-models

@@ -1,0 +1,146 @@
+"""A bounded load on the API, offline profile, on 127.0.0.1: concurrent clients asking /v1/search
+and /v1/ask for a fixed time; errors, latency percentiles, throughput and the server's memory.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/load.py [--clients 50] [--seconds 60] [--out bench/out/load.json]
+
+The server is a real `rag serve` process (one worker, as a 2-core machine runs it) over the sample
+documents in data/. Memory is the server's resident set (VmRSS), sampled every second: "flat" means
+the last sample is within a small bound of the sample taken after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+PROJECT = Path(__file__).resolve().parent.parent
+RAG = Path(sys.executable).with_name("rag")
+QUESTIONS = [
+    "What does VPN error 809 mean?",
+    "How long must a password be?",
+    "What is the hotel limit in London?",
+    "发现数据泄露后多久之内需要报告？",
+    "How many weeks of parental leave do employees get?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def client(url: str, number: int, deadline: float, results: list[tuple[str, int, float]]) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        i = number
+        while time.monotonic() < deadline:
+            question = QUESTIONS[i % len(QUESTIONS)]
+            route = "/v1/search" if i % 2 else "/v1/ask"
+            body = {"query": question} if route == "/v1/search" else {"question": question}
+            started = time.perf_counter()
+            try:
+                status = (await http.post(route, json=body)).status_code
+            except httpx.HTTPError:
+                status = 0
+            results.append((route, status, time.perf_counter() - started))
+            i += 1
+
+
+async def sample_memory(pid: int, deadline: float, samples: list[tuple[float, float]]) -> None:
+    start = time.monotonic()
+    while time.monotonic() < deadline:
+        samples.append((time.monotonic() - start, rss_mb(pid)))
+        await asyncio.sleep(1.0)
+
+
+async def run_load(url: str, pid: int, clients: int, seconds: float) -> tuple[list, list]:
+    results: list[tuple[str, int, float]] = []
+    samples: list[tuple[float, float]] = []
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(
+        sample_memory(pid, deadline, samples), *(client(url, n, deadline, results) for n in range(clients))
+    )
+    return results, samples
+
+
+def summary(results: list[tuple[str, int, float]], seconds: float) -> dict:
+    out = {}
+    for route in ("/v1/search", "/v1/ask"):
+        latencies = np.array([s for r, _, s in results if r == route]) * 1000
+        errors = sum(1 for r, status, _ in results if r == route and status != 200)
+        out[route] = {
+            "requests": int(latencies.size),
+            "errors": errors,
+            "per_second": round(latencies.size / seconds, 2),
+            "p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies.size else None,
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies.size else None,
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out" / "load.json")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="rag-load-"))
+    env = {**os.environ, "RAG_CONFIG": str(PROJECT / "configs" / "offline.yaml"), "RAG_DATA_DIR": str(data_dir)}
+    subprocess.run([str(RAG), "ingest", str(PROJECT / "data")], env=env, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [str(RAG), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        asyncio.run(run_load(url, server.pid, args.clients, args.warmup))  # warm-up, not counted
+        results, samples = asyncio.run(run_load(url, server.pid, args.clients, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "routes": summary(results, args.seconds),
+        "rss_mb": {
+            "after_warmup": round(samples[0][1], 1),
+            "end": round(samples[-1][1], 1),
+            "max": round(max(mb for _, mb in samples), 1),
+        },
+        "cpu_count": os.cpu_count(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    errors = sum(route["errors"] for route in report["routes"].values())
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
