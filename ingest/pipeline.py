@@ -323,10 +323,10 @@ class Ingestor:
         )
 
     def _refresh_lexical(self, kb: KnowledgeBase) -> None:
-        """Bring the BM25 index beside the collection up to date now, so the first query pays nothing.
-        Chroma holds everything it is derived from: if this fails, the next query rebuilds it."""
+        """Write the BM25 terms of what this run committed now, so the first query only reads them.
+        Chroma holds everything they are derived from: if this fails, the next query derives them."""
         try:
-            LexicalIndexes(self.settings).get(kb).refresh(prune=True)
+            LexicalIndexes(self.settings).get(kb).save_terms()
         except (RagError, OSError) as exc:
             log.warning("BM25 index of %r not refreshed (queries will rebuild it): %s", kb.name, exc)
 

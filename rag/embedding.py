@@ -137,15 +137,11 @@ class SentenceTransformerEmbedder:
         return len(self._token_counter().encode(text, add_special_tokens=False).ids)
 
     def _token_counter(self) -> Any:
-        """The fast tokenizer's core without the padding and truncation some model folders set
-        (all-MiniLM-L6-v2 pads every text to 128): counts must be of the text alone."""
+        """The model's fast tokenizer core, counting the text alone (see `counting`)."""
         if self._counter is None:
             from tokenizers import Tokenizer
 
-            counter = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
-            counter.no_padding()
-            counter.no_truncation()
-            self._counter = counter
+            self._counter = counting(Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str()))
         return self._counter
 
     # -- work -----------------------------------------------------------------------------
@@ -170,6 +166,14 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def counting(tokenizer: Any) -> Any:
+    """A tokenizer that counts the text alone: no padding, no truncation (some model folders set
+    both: all-MiniLM-L6-v2 pads every text to 128)."""
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 def _pin_plain_text(model: Any) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import EmbeddingSettings
-from rag.embedding import QWEN3_DEFAULT_TASK, instruction_prompt
+from rag.embedding import QWEN3_DEFAULT_TASK, counting, instruction_prompt
 from rag.errors import BadBackendResponse, ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,4 @@ def _load_tokenizer(tokenizer: str | None, model: str) -> Any:
             path = path / "tokenizer.json"
     if not path.is_file():
         raise ConfigError(f"no tokenizer.json at {path} (embedding.openai.tokenizer)")
-    counter = Tokenizer.from_file(str(path))
-    counter.no_padding()
-    counter.no_truncation()
-    return counter
+    return counting(Tokenizer.from_file(str(path)))

@@ -281,13 +281,11 @@ class KnowledgeBase:
             chunk_id: (text or "", dict(meta))
             for chunk_id, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
         }
-        committed = self._committed_versions({meta.get("doc_id", "") for _, meta in found.values()})
+        hits = [(chunk_id, score, *found[chunk_id]) for chunk_id, score in scored if chunk_id in found]
+        visible = self._visible([meta for *_, meta in hits])
         out: list[Passage] = []
-        for chunk_id, score in scored:
-            if chunk_id not in found:
-                continue
-            text, meta = found[chunk_id]
-            if committed.get(meta.get("doc_id", "")) == meta.get("version"):
+        for (chunk_id, score, text, meta), shown in zip(hits, visible, strict=True):
+            if shown:
                 out.append(Passage(chunk_id, text, recall_rank=len(out) + 1, recall_score=score, metadata=meta))
         return out
 
@@ -328,8 +326,7 @@ class KnowledgeBase:
             metas = [dict(m) for m in (got["metadatas"] or [[]])[0]]
             texts = (got["documents"] or [[]])[0]
             distances = (got["distances"] or [[]])[0]
-            committed = self._committed_versions({m.get("doc_id", "") for m in metas})
-            keep = [i for i, m in enumerate(metas) if committed.get(m.get("doc_id", "")) == m.get("version")]
+            keep = [i for i, shown in enumerate(self._visible(metas)) if shown]
             hidden = len(ids) - len(keep)
             if len(keep) >= k or hidden == 0 or want >= total:
                 break
@@ -346,14 +343,17 @@ class KnowledgeBase:
             for rank, i in enumerate(keep[:k], start=1)
         ]
 
-    def _committed_versions(self, doc_ids: set[str]) -> dict[str, str]:
-        if not doc_ids:
-            return {}
-        got = self._call(self._manifest.get, ids=sorted(doc_ids), include=["metadatas"])
-        return {
-            doc_id: str(meta.get("version", ""))
-            for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
-        }
+    def _visible(self, metas: Sequence[dict[str, Any]]) -> list[bool]:
+        """For each chunk's metadata: is it of the version its document's manifest record names?"""
+        doc_ids = sorted({str(m.get("doc_id", "")) for m in metas})
+        committed: dict[str, str] = {}
+        if doc_ids:
+            got = self._call(self._manifest.get, ids=doc_ids, include=["metadatas"])
+            committed = {
+                doc_id: str(meta.get("version", ""))
+                for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
+            }
+        return [committed.get(str(m.get("doc_id", ""))) == m.get("version") for m in metas]
 
     @staticmethod
     def _call(fn: Any, /, **kwargs: Any) -> Any:

@@ -69,10 +69,13 @@ class LexicalIndex:
         self._built = _Built(frozenset(), [], np.zeros(0, dtype=np.int32), [], None)
 
     # -- keeping in step with Chroma ----------------------------------------------------------
+    def _committed(self) -> tuple[list[DocumentRecord], frozenset[tuple[str, str]]]:
+        records = [r for r in self.kb.documents() if r.version]
+        return records, frozenset((r.doc_id, r.version) for r in records)
+
     def refresh(self, *, prune: bool = False) -> bool:
         """Bring the index in line with the committed documents; True when it changed."""
-        records = [r for r in self.kb.documents() if r.version]
-        committed = frozenset((r.doc_id, r.version) for r in records)
+        records, committed = self._committed()
         with self._lock:
             changed = committed != self._built.committed
             if changed:
@@ -80,6 +83,17 @@ class LexicalIndex:
             if prune:
                 self._prune(committed)
         return changed
+
+    def save_terms(self) -> None:
+        """Write the term file of every committed version that lacks one and drop the others,
+        without building the matrix: what the ingestion does (it never searches), so that the
+        processes that do search only read files."""
+        records, committed = self._committed()
+        with self._lock:
+            for record in records:
+                if not self._path(record).is_file():
+                    self._doc_terms(record)
+            self._prune(committed)
 
     def _build(self, records: list[DocumentRecord], committed: frozenset[tuple[str, str]]) -> _Built:
         import bm25s
@@ -100,7 +114,7 @@ class LexicalIndex:
         return _Built(committed, chunk_ids, np.asarray(row_doc, dtype=np.int32), records, retriever)
 
     def _path(self, record: DocumentRecord) -> Path:
-        return self.folder / f"{record.doc_id}.{record.version}.a{ANALYZER_VERSION}.json"
+        return self.folder / _file_name(record.doc_id, record.version)
 
     def _doc_terms(self, record: DocumentRecord) -> _DocTerms:
         path = self._path(record)
@@ -129,7 +143,7 @@ class LexicalIndex:
             log.warning("cannot keep BM25 terms in %s: %s", self.folder, exc)
 
     def _prune(self, committed: frozenset[tuple[str, str]]) -> None:
-        keep = {f"{doc_id}.{version}.a{ANALYZER_VERSION}.json" for doc_id, version in committed}
+        keep = {_file_name(doc_id, version) for doc_id, version in committed}
         for path in self._files():
             if path.name not in keep:
                 path.unlink(missing_ok=True)
@@ -165,6 +179,10 @@ class LexicalIndex:
             doc = self._doc_terms(record)
             out.update(zip(doc.chunk_ids, doc.terms, strict=True))
         return out
+
+
+def _file_name(doc_id: str, version: str) -> str:
+    return f"{doc_id}.{version}.a{ANALYZER_VERSION}.json"
 
 
 class LexicalIndexes:
