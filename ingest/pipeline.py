@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
-from ingest._parse import parse_all
+from ingest._parse import ParseLimits, parse_all
 from ingest.chunking import CHUNKER_VERSION, Chunker, heading_context
 from ingest.loaders import file_type_of
 from ingest.manifest import content_version, delete_document, document_id, file_sha256, recover
@@ -38,6 +38,9 @@ from rag.types import DocumentRecord, LoadedDocument
 log = logging.getLogger(__name__)
 
 Status = Literal["added", "replaced", "unchanged", "failed", "pruned"]
+# Formats where a small file can expand without bound (zip, Flate streams): always parsed in a worker.
+_COMPRESSED_TYPES = frozenset({"pdf", "docx"})
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 3
 
@@ -227,9 +230,9 @@ class Ingestor:
             for outcome in missing:
                 finish(outcome)
             planned, work = self._plan(kb, files, finish)
-            # One file gains nothing from a worker; it would only pay the worker's start-up.
-            parse_workers = self.settings.ingest.parse_workers if len(work) > 1 else 0
-            for path, parsed in parse_all([p.path for p in work], pdf_password=password, workers=parse_workers):
+            for path, parsed in parse_all(
+                [p.path for p in work], pdf_password=password, workers=self._parse_workers(work), limits=self._limits()
+            ):
                 finish(self._ingest_one(kb, planned[path], parsed, report))
             if prune:
                 # Every file found counts as present, also one that failed this time: prune only what is gone.
@@ -239,6 +242,15 @@ class Ingestor:
             self._refresh_lexical(kb)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _parse_workers(self, work: list[_Planned]) -> int:
+        """A worker overlaps parsing with embedding and fences off the parser; for a lone text-like
+        file (its size already capped, its parse linear) it would only add its start-up."""
+        fenced = any(file_type_of(item.path) in _COMPRESSED_TYPES for item in work)
+        return self.settings.ingest.parse_workers if len(work) > 1 or fenced else 0
+
+    def _limits(self) -> ParseLimits:
+        return ParseLimits(self.settings.ingest.parse_timeout_s, self.settings.ingest.parse_memory_mb)
 
     def _plan(
         self, kb: KnowledgeBase, files: list[Path], finish: Callable[[FileOutcome], None]

@@ -164,6 +164,9 @@ class IngestSettings(_Section):
     pdf_password: SecretStr | None = None
     # Processes parsing the next files while the model embeds (0: parse in the main process).
     parse_workers: int = Field(default=1, ge=0, le=8)
+    # Bounds on one file's parse in a worker: past them that file fails with its reason, the batch goes on.
+    parse_timeout_s: float = Field(default=300, gt=0)
+    parse_memory_mb: int = Field(default=2048, ge=256)
 
 
 class ApiKey(_Section):

@@ -52,7 +52,7 @@ def load_pdf(path: Path, data: bytes, *, password: str | None = None) -> LoadedD
         if reader.is_encrypted:
             _decrypt(path, reader, password)
         page_count = len(reader.pages)
-        raw_pages = [_extract(reader, i) for i in range(page_count)]
+        raw_pages = [_extract(path, reader, i) for i in range(page_count)]
         outline = _outline_headings(reader)
         title = _metadata_title(reader)
     except LoadError:
@@ -86,9 +86,18 @@ def _decrypt(path: Path, reader: object, password: str | None) -> None:
         raise LoadError(path, "encrypted PDF: the password given does not open it")
 
 
-def _extract(reader: object, index: int) -> str:
+def _extract(path: Path, reader: object, index: int) -> str:
+    from pypdf.errors import LimitReachedError
+
     try:
-        return reader.pages[index].extract_text() or ""  # type: ignore[attr-defined]
+        page = reader.pages[index]  # type: ignore[attr-defined]
+        text = page.extract_text() or ""
+        if not text.strip():
+            # pypdf's text extraction swallows its own inflate cap; an empty page may be a bomb.
+            page.get_contents()
+        return text
+    except LimitReachedError:
+        raise LoadError(path, f"page {index + 1} holds a decompression bomb (inflates past pypdf's cap)") from None
     except Exception:
         # One damaged page does not sink the document; it just has no text.
         return ""
