@@ -32,6 +32,8 @@ class _Section(BaseModel):
 class ChromaSettings(_Section):
     # None: an embedded PersistentClient under data_dir/chroma. A URL: a Chroma server.
     url: str | None = None
+    # Each call to a Chroma server; its client has no limit of its own, so a hung server would hang us.
+    timeout_s: float = Field(default=10.0, gt=0)
     # HNSW search breadth; Chroma applies it only when a collection is created.
     ef_search: int = Field(default=128, ge=10)
     ef_construction: int = Field(default=128, ge=10)

@@ -48,6 +48,10 @@ class StoreError(RagError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The Chroma server refused, dropped or did not answer within chroma.timeout_s: worth a retry later."""
+
+
 class BackendError(RagError):
     pass
 

@@ -222,7 +222,7 @@ class RagPipeline:
             if self.settings.generate.on_failure == "fail":
                 raise
             degraded.append("generate")
-            if pieces:
+            if "".join(pieces).strip():
                 # The reader already has the first part; what it has is all there is.
                 notes.append(f"generator stopped mid-answer: {exc}")
             else:

@@ -9,6 +9,7 @@ one killed half-way, is therefore never seen (see ingest.pipeline for the protoc
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.errors import ConfigError, StoreError
+from rag.errors import ConfigError, StoreError, StoreUnavailable
 from rag.types import Chunk, DocumentRecord, Passage
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from rag.config import Settings
+
+log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = "__manifest"
 INSTRUCTION_KEY = "rerank_instruction"  # in the chunk collection's metadata
@@ -77,16 +80,18 @@ class VectorStore:
                 if parsed.scheme not in ("http", "https") or not parsed.hostname:
                     raise ConfigError(f"chroma.url must look like http://host:port, got {url!r}")
                 port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-                return chromadb.HttpClient(
+                client = chromadb.HttpClient(
                     host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=chroma_settings
                 )
+                _limit_time(client, self._settings.chroma.timeout_s)
+                return client
             path = self._settings.data_dir / "chroma"
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         except ConfigError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open the Chroma store at {self.location}: {exc}") from exc
+            raise _store_error(f"cannot open the Chroma store at {self.location}", exc) from exc
 
     def list_knowledge_bases(self) -> list[str]:
         names = {c.name if hasattr(c, "name") else str(c) for c in self.client().list_collections()}
@@ -132,7 +137,7 @@ class VectorStore:
             message = str(exc).lower()
             if not create and ("does not exist" in message or "not found" in message):
                 raise ConfigError(f"no knowledge base named {name!r} in {self.location}") from None
-            raise StoreError(f"cannot open collection {name!r} at {self.location}: {exc}") from exc
+            raise _store_error(f"cannot open collection {name!r} at {self.location}", exc) from exc
         kb = KnowledgeBase(name, chunks, manifest)
         if embedding_model is not None:
             kb.check_model(embedding_model, dimension)
@@ -362,10 +367,33 @@ class KnowledgeBase:
         except (ValueError, TypeError):
             raise
         except Exception as exc:
-            raise StoreError(f"Chroma {getattr(fn, '__name__', 'call')} failed: {exc}") from exc
+            raise _store_error(f"Chroma {getattr(fn, '__name__', 'call')} failed", exc) from exc
 
 
 _RECORD_FIELDS = {f.name for f in fields(DocumentRecord)}
+
+
+def _store_error(what: str, exc: Exception) -> StoreError:
+    """A transport failure (refused, dropped, timed out) is the server's absence, not our bug."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return StoreUnavailable(f"{what}: the Chroma server did not answer in time")
+    if isinstance(exc, httpx.TransportError):
+        return StoreUnavailable(f"{what}: the Chroma server is unreachable ({exc})")
+    return StoreError(f"{what}: {exc}")
+
+
+def _limit_time(client: Any, timeout_s: float) -> None:
+    """Chroma's HTTP client is made with timeout=None and offers no setting for it (chromadb
+    1.5.9): set one on its httpx session, the only handle there is."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout_s)
+    else:
+        log.warning("cannot set a timeout on this Chroma client: a hung Chroma server would hang requests")
 
 
 def _record_from_meta(doc_id: str, meta: dict[str, Any]) -> DocumentRecord:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -127,24 +128,30 @@ def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+@contextmanager
+def run_chroma(path: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `chroma run` on 127.0.0.1:`port` keeping its data in `path`, stopped on exit."""
+    chroma = Path(sys.executable).with_name("chroma")
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        try:
+            wait_for_port(port, process=process)
+            yield process
+        finally:
+            stop(process)
+
+
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[str]:
     """A real `chroma run` on 127.0.0.1, stopped at the end of the test."""
     port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    log = (tmp_path / "chroma.log").open("wb")
-    process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    try:
-        wait_for_port(port, process=process)
+    with run_chroma(tmp_path / "chroma-server", port, tmp_path / "chroma.log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
-        log.close()
 
 
 def stop(process: subprocess.Popen[bytes], *, timeout: float = 20) -> None:

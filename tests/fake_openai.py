@@ -23,6 +23,7 @@ class FakeOpenAI:
         self.fault = ""
         self.fail_times = 0  # with fault "500": fail this many requests, then answer
         self.delay_s = 0.0
+        self.script: str | None = None  # answer this instead of what the tiny model writes
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -59,7 +60,7 @@ class FakeOpenAI:
                 if self.fail_times > 0:
                     self.fail_times -= 1
                     return 500, "application/json", b'{"error": "internal"}'
-        text = self.complete(body)
+        text = self.script if self.script is not None else self.complete(body)
         if not body.get("stream"):
             message = {"role": "assistant", "content": text}
             reply = {"id": "chat-1", "object": "chat.completion", "choices": [{"index": 0, "message": message}]}

@@ -2,7 +2,8 @@
 
 `serve(handle)` runs a threaded server around one function: handle(path, body, headers) returns
 (status, content type, body), where body is bytes, or an iterable of byte chunks that are sent
-as they come (close-delimited, the way a streaming server sends server-sent events).
+as they come (close-delimited, the way a streaming server sends server-sent events). GET answers
+the health and model-list probes (vLLM's /health, OpenAI's /v1/models) with 200.
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ Handle = Callable[[str, dict[str, Any], Mapping[str, str]], Reply]
 
 
 @contextmanager
-def serve(handle: Handle) -> Iterator[str]:
+def serve(handle: Handle, port: int = 0) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path in ("/health", "/v1/models", "/models")
+            body = b'{"object": "list", "data": []}' if found else b'{"error": "not found"}'
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             status, content_type, body = handle(self.path, json.loads(self.rfile.read(length)), self.headers)
@@ -42,7 +52,7 @@ def serve(handle: Handle) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

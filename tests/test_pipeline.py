@@ -168,11 +168,16 @@ class TestAsk:
 
     def test_generator_cut_off_mid_answer_keeps_what_came_and_says_so(self, index, minilm, tiny_generator) -> None:
         fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
-        fake.fault = "cut"
+        fake.fault, fake.script = "cut", "Error 809 means a blocked port [1]."  # cut after two 3-character pieces
         with llm_pipeline(index, minilm, fake) as rag:
             answer = rag.ask("What does error 809 mean?")
-        assert answer.degraded == ("generate",) and answer.generator == "openai"
-        assert any("stopped mid-answer" in note for note in answer.notes)
+            assert answer.degraded == ("generate",) and answer.generator == "openai" and answer.text == "Error"
+            assert any("stopped mid-answer" in note for note in answer.notes)
+            # Only blank space before the cut: the reader has nothing, so the answer is extractive.
+            fake.script = "  \n\n  Error 809"
+            blank = rag.ask("What does error 809 mean?")
+        assert blank.degraded == ("generate",) and blank.generator == "extractive" and "809" in blank.text
+        assert any("answered extractively" in note for note in blank.notes)
 
     def test_rerank_floor_and_collection_instruction(self, index: Path, minilm, tiny_models) -> None:
         settings = load_settings(

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import BackendError, ConfigError, RagError
+from rag.errors import BackendError, ConfigError, RagError, StoreUnavailable
 
 log = logging.getLogger("rag.api")
 
@@ -31,8 +31,16 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def _response(request: Request, status: int, code: str, message: str) -> JSONResponse:
+# A backend or the store is away: how long a client should wait before it tries again.
+_RETRY_AFTER_S = 2
+
+
+def _response(
+    request: Request, status: int, code: str, message: str, *, retry_after: int | None = None
+) -> JSONResponse:
     headers = {"X-Request-ID": getattr(request.state, "request_id", "")}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -63,7 +71,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BackendError)
     async def _backend(request: Request, exc: BackendError) -> JSONResponse:
-        return _response(request, 503, "backend_unavailable", str(exc))
+        return _response(request, 503, "backend_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return _response(request, 503, "store_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
 
     @app.exception_handler(RagError)
     async def _rag(request: Request, exc: RagError) -> JSONResponse:
