@@ -133,9 +133,12 @@ def service(tmp_path: Path, tiny_models: dict[str, Path]) -> Iterator[Service]:
         files = [("files", ("runbook.md", RUNBOOK.encode(), "text/markdown"))]
         uploaded = httpx.post(f"{api}/v1/collections/it-kb/documents", files=files, headers=KEY, timeout=120)
         assert uploaded.status_code == 200 and uploaded.json()["failed"] == 0, uploaded.text
+        wrong = httpx.post(f"{api}/v1/search", json={"query": "q"}, headers={"Authorization": "Bearer wrong-secret-42"})
+        assert wrong.status_code == 401
         yield Service(api, reranker, generator, chroma, chroma_port, tmp_path / "chroma")
     log = (tmp_path / "api.log").read_text()
     assert "Traceback" not in log and " 500 " not in log, log[-3000:]
+    assert "faults-admin" not in log and "wrong-secret-42" not in log  # keys, right or wrong, are never logged
 
 
 def healthy(service: Service, route: str) -> Outcome:
