@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -249,6 +250,21 @@ class Ingestor:
         fenced = any(file_type_of(item.path) in _COMPRESSED_TYPES for item in work)
         return self.settings.ingest.parse_workers if len(work) > 1 or fenced else 0
 
+    def _disk_too_full(self, payload_bytes: int) -> str:
+        """The reason not to write `payload_bytes` into embedded Chroma, or "" to go ahead. Chroma
+        writes a log, then segments and an index: ~3x the payload, checked generously."""
+        if self.settings.chroma.url:
+            return ""  # a Chroma server's disk is not ours to see
+        data_dir = self.settings.data_dir
+        free = shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
+        needed = 3 * payload_bytes + self.settings.ingest.min_free_disk_mb * 2**20
+        if free >= needed:
+            return ""
+        return (
+            f"not enough disk space under {data_dir}: {free / 2**20:.0f} MB free, {needed / 2**20:.0f} MB needed "
+            "(ingest.min_free_disk_mb is kept free); nothing was written"
+        )
+
     def _limits(self) -> ParseLimits:
         return ParseLimits(self.settings.ingest.parse_timeout_s, self.settings.ingest.parse_memory_mb)
 
@@ -309,6 +325,9 @@ class Ingestor:
             ingested_at=now,
         )
         previous = item.record
+        short = self._disk_too_full(sum(len(c.text.encode()) for c in chunks) + vectors.nbytes)
+        if short:
+            return FileOutcome(str(item.path), "failed", short, item.doc_id)
         log.info("writing %d chunks of %s (version %s)", len(chunks), item.path, item.version)
         try:
             if previous is not None:

@@ -169,6 +169,9 @@ class IngestSettings(_Section):
     # Bounds on one file's parse in a worker: past them that file fails with its reason, the batch goes on.
     parse_timeout_s: float = Field(default=300, gt=0)
     parse_memory_mb: int = Field(default=2048, ge=256)
+    # Embedded Chroma on a full disk keeps the failed write in its log and then fails reads too:
+    # a document is not written unless this much stays free beside it (after ~3x its size).
+    min_free_disk_mb: int = Field(default=100, ge=0)
 
 
 class ApiKey(_Section):

@@ -10,6 +10,7 @@ one killed half-way, is therefore never seen (see ingest.pipeline for the protoc
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -87,8 +88,10 @@ class VectorStore:
                 return client
             path = self._settings.data_dir / "chroma"
             path.mkdir(parents=True, exist_ok=True)
+            if not os.access(path, os.W_OK):  # EROFS even for root: embedded Chroma writes to open at all
+                raise StoreError(f"the data folder {path} is read-only: embedded Chroma writes to it even to read")
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        except ConfigError:
+        except (ConfigError, StoreError):
             raise
         except Exception as exc:
             raise _store_error(f"cannot open the Chroma store at {self.location}", exc) from exc
