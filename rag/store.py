@@ -335,10 +335,11 @@ class KnowledgeBase:
             texts = (got["documents"] or [[]])[0]
             distances = (got["distances"] or [[]])[0]
             keep = [i for i, shown in enumerate(self._visible(metas)) if shown]
-            hidden = len(ids) - len(keep)
-            if len(keep) >= k or hidden == 0 or want >= total:
+            # Fewer than asked: Chroma has nothing more. Not the count read above: a write that
+            # landed since would stop the widening short and hide most of a just-committed document.
+            if len(keep) >= k or len(ids) < want:
                 break
-            want = min(total, want + 2 * hidden + k)
+            want += 2 * (len(ids) - len(keep)) + k
         return [
             Passage(
                 chunk_id=ids[i],
