@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,7 +155,7 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def stop(process: subprocess.Popen[bytes], *, timeout: float = 20) -> None:
+def stop(process: subprocess.Popen[Any], *, timeout: float = 20) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
     process.terminate()
     try:

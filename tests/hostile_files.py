@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject
 
 
 def text_pdf(pages: list[str]) -> bytes:
@@ -35,49 +35,37 @@ def text_pdf(pages: list[str]) -> bytes:
         page[NameObject("/Resources")] = DictionaryObject(
             {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
         )
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _raw_pdf(objects: list[bytes]) -> bytes:
-    """Objects numbered from 1 with a correct xref table; object 1 is the catalog."""
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return _written(writer)
 
 
 def looping_page_tree() -> bytes:
     """The page tree's root lists itself among its kids: a naive walk never ends."""
-    return _raw_pdf(
-        [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
-        ]
-    )
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    pages = writer.root_object["/Pages"].get_object()
+    assert isinstance(pages, DictionaryObject) and isinstance(pages["/Kids"], ArrayObject)
+    pages["/Kids"].append(writer.root_object.raw_get("/Pages"))
+    pages[NameObject("/Count")] = NumberObject(2)
+    return _written(writer)
 
 
 def decompression_bomb(expanded_mb: int = 1024) -> bytes:
     """One page whose content stream inflates from ~1 MB to `expanded_mb` MB."""
     squeezer = zlib.compressobj(9)
     block = b" " * 2**20
-    stream = b"".join(squeezer.compress(block) for _ in range(expanded_mb)) + squeezer.flush()
-    return _raw_pdf(
-        [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        ]
-    )
+    stream = StreamObject()
+    stream._data = b"".join(squeezer.compress(block) for _ in range(expanded_mb)) + squeezer.flush()  # as is
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    return _written(writer)
+
+
+def _written(writer: PdfWriter) -> bytes:
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def docx_zip_bomb(expanded_mb: int = 1024) -> bytes:

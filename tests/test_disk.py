@@ -9,11 +9,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from .conftest import OFFLINE_PROFILE, PROJECT, run_cli
-from .test_kill import snapshot
+from .test_kill import assert_same_chunks, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +46,6 @@ def search(data_dir: Path, query: str) -> subprocess.CompletedProcess[str]:
     return run_cli("search", query, "--json", env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)})
 
 
-def assert_unchanged(data_dir: Path, before: dict) -> None:
-    after = snapshot(data_dir)
-    assert sorted(after) == sorted(before)
-    for chunk_id, (vector, meta, text) in before.items():
-        np.testing.assert_array_equal(after[chunk_id][0], vector)
-        assert after[chunk_id][1:] == (meta, text)
-
-
 RUNBOOK = PROJECT / "data" / "it-runbook-vpn.md"
 FAQ = PROJECT / "data" / "sales-faq.txt"
 
@@ -72,7 +63,7 @@ def test_a_full_disk_fails_each_file_clearly_and_leaves_the_index_readable(small
     outcomes = json.loads(full.stdout)["outcomes"]
     assert [o["status"] for o in outcomes] == ["failed", "failed"]
     assert all("not enough disk space" in o["reason"] and "nothing was written" in o["reason"] for o in outcomes)
-    assert_unchanged(data_dir, before)
+    assert_same_chunks(snapshot(data_dir), before)
     found = search(data_dir, "VPN error 809")  # the index still answers on the full disk
     assert found.returncode == 0 and json.loads(found.stdout)["passages"][0]["file"] == RUNBOOK.name
 
@@ -95,4 +86,4 @@ def test_a_read_only_data_folder_is_a_clear_error_and_changes_nothing(small_disk
         assert "is read-only" in refused.stderr, refused.stderr
     finally:
         subprocess.run(["umount", str(data_dir)], check=True, capture_output=True, timeout=30)
-    assert_unchanged(data_dir, before)
+    assert_same_chunks(snapshot(data_dir), before)

@@ -67,7 +67,7 @@ class Backend:
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop(self.process)  # type: ignore[arg-type]
+            stop(self.process)
 
 
 @dataclass

@@ -36,17 +36,25 @@ def open_fresh(data_dir: Path) -> KnowledgeBase:
     return VectorStore(offline_settings(data_dir)).open("default")
 
 
-def snapshot(data_dir: Path) -> dict[str, tuple[np.ndarray, dict, str]]:
-    kb = open_fresh(data_dir)
+def snapshot(data_dir: Path, kb: KnowledgeBase | None = None) -> dict[str, tuple[np.ndarray, dict, str]]:
+    """Every chunk (committed or not) as (vector, metadata without the ingest time, text)."""
     return {
         cid: (vec, {k: v for k, v in meta.items() if k != "ingested_at"}, text)
-        for cid, (vec, meta, text) in kb.export().items()
+        for cid, (vec, meta, text) in (kb or open_fresh(data_dir)).export().items()
     }
 
 
-def bm25_snapshot(data_dir: Path) -> dict[str, list[str]]:
+def bm25_snapshot(data_dir: Path, kb: KnowledgeBase | None = None) -> dict[str, list[str]]:
     settings = offline_settings(data_dir)
-    return LexicalIndexes(settings).get(open_fresh(data_dir)).snapshot()
+    return LexicalIndexes(settings).get(kb or open_fresh(data_dir)).snapshot()
+
+
+def assert_same_chunks(actual: dict, expected: dict) -> None:
+    """The same chunk ids, vectors bit for bit, metadata and text."""
+    assert sorted(actual) == sorted(expected)
+    for chunk_id, (vector, meta, text) in expected.items():
+        np.testing.assert_array_equal(actual[chunk_id][0], vector)
+        assert actual[chunk_id][1:] == (meta, text)
 
 
 KILLS = 10
@@ -57,11 +65,12 @@ def visible_state(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, dict, str
     """What a query may see: chunks of committed versions only (and their BM25 terms)."""
     kb = open_fresh(data_dir)
     committed = {(r.doc_id, r.version) for r in kb.documents() if r.version}
-    chunks = {cid: row for cid, row in snapshot(data_dir).items() if (row[1]["doc_id"], row[1]["version"]) in committed}
+    everything = snapshot(data_dir, kb)
+    chunks = {cid: row for cid, row in everything.items() if (row[1]["doc_id"], row[1]["version"]) in committed}
     probe = next(iter(chunks.values()))[0] if chunks else None
     if probe is not None:  # and the vector index agrees: no hit outside the committed versions
         assert {h.metadata["doc_id"] for h in kb.query(probe, 500)} <= {doc for doc, _ in committed}
-    return chunks, bm25_snapshot(data_dir)
+    return chunks, bm25_snapshot(data_dir, kb)
 
 
 def kill_at(files: list[str], data_dir: Path, log: Path, delay_s: float) -> str | None:
@@ -121,9 +130,7 @@ def test_ten_kills_across_a_multi_file_run_each_leave_a_clean_state(corpus: Path
         # After every kill, what queries can see is exactly the clean run's, document for document.
         chunks, terms = visible_state(killed_dir)
         assert chunks.keys() <= clean_chunks.keys()
-        for chunk_id, (vector, meta, text) in chunks.items():
-            np.testing.assert_array_equal(vector, clean_chunks[chunk_id][0])
-            assert (meta, text) == clean_chunks[chunk_id][1:]
+        assert_same_chunks(chunks, {cid: clean_chunks[cid] for cid in chunks})
         assert terms == {cid: clean_terms[cid] for cid in chunks}
         done = {meta["doc_id"] for _, meta, _ in chunks.values()}
     assert len(where) == KILLS, f"only {len(where)} kills (seed {SEED})"
@@ -133,10 +140,7 @@ def test_ten_kills_across_a_multi_file_run_each_leave_a_clean_state(corpus: Path
     assert rerun.returncode == 0, rerun.stderr
     chunks, terms = visible_state(killed_dir)
     assert sorted(snapshot(killed_dir)) == sorted(clean_chunks)  # nothing half-written left over either
-    assert sorted(chunks) == sorted(clean_chunks)
-    for chunk_id, (vector, meta, text) in clean_chunks.items():
-        np.testing.assert_array_equal(chunks[chunk_id][0], vector)
-        assert chunks[chunk_id][1:] == (meta, text)
+    assert_same_chunks(chunks, clean_chunks)
     assert terms == clean_terms
     # Idempotent from here on: a third run writes nothing.
     third = run_cli("--config", str(OFFLINE_PROFILE), "ingest", "--json", *files, env={"RAG_DATA_DIR": str(killed_dir)})
