@@ -1,11 +1,13 @@
 """A bounded load on the API, offline profile, on 127.0.0.1: concurrent clients asking /v1/search
 and /v1/ask for a fixed time; errors, latency percentiles, throughput and the server's memory.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/load.py [--clients 50] [--seconds 60] [--out bench/out/load.json]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/load.py [--clients 50] [--seconds 60] [--rounds 1]
+        [--out bench/out/load.json]
 
 The server is a real `rag serve` process (one worker, as a 2-core machine runs it) over the sample
-documents in data/. Memory is the server's resident set (VmRSS), sampled every second: "flat" means
-the last sample is within a small bound of the sample taken after warm-up.
+documents in data/. Memory is the server's resident set (VmRSS), sampled every second. With
+--rounds N the load runs N back-to-back rounds of --seconds on the same server, and the report
+gives the resident set at the end of each: a bound shows as ends that stop rising.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out" / "load.json")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="rag-load-"))
@@ -120,17 +123,24 @@ def main() -> int:
                 pass
             time.sleep(0.25)
         asyncio.run(run_load(url, server.pid, args.clients, args.warmup))  # warm-up, not counted
-        results, samples = asyncio.run(run_load(url, server.pid, args.clients, args.seconds))
+        results, samples, round_ends = [], [], []
+        for _ in range(args.rounds):
+            round_results, round_samples = asyncio.run(run_load(url, server.pid, args.clients, args.seconds))
+            results += round_results
+            samples += round_samples
+            round_ends.append(round(rss_mb(server.pid), 1))
+            print(f"round {len(round_ends)}: {len(round_results)} requests, RSS {round_ends[-1]} MB", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
     report = {
         "clients": args.clients,
         "seconds": args.seconds,
-        "routes": summary(results, args.seconds),
+        "rounds": args.rounds,
+        "routes": summary(results, args.seconds * args.rounds),
         "rss_mb": {
             "after_warmup": round(samples[0][1], 1),
-            "end": round(samples[-1][1], 1),
+            "end_of_each_round": round_ends,
             "max": round(max(mb for _, mb in samples), 1),
         },
         "cpu_count": os.cpu_count(),

@@ -193,6 +193,8 @@ class ApiSettings(_Section):
     max_top_k: int = Field(default=1000, ge=1)
     max_upload_mb: float = Field(default=100, gt=0)  # per file
     max_files_per_upload: int = Field(default=20, ge=1)
+    # Any other request body (JSON): 1000 rerank documents of ~2,000 CJK characters fit.
+    max_body_mb: float = Field(default=8, gt=0)
 
 
 class Settings(BaseSettings):

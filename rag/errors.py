@@ -2,6 +2,7 @@
 
     RagError
     ├── ConfigError          settings that cannot work (bad file, bad value, unknown collection)
+    │   └── CollectionNotFound
     ├── ModelLoadError       a model that cannot be loaded here (missing weights, offline hub)
     ├── LoadError            one input file that cannot be turned into text; carries the path
     ├── StoreError           the vector store refused or is unreachable
@@ -25,6 +26,15 @@ class RagError(Exception):
 
 class ConfigError(RagError):
     pass
+
+
+class CollectionNotFound(ConfigError):
+    """No knowledge base of that name. The message names where we looked (for the CLI's user);
+    `name` alone is what an API client may see."""
+
+    def __init__(self, name: str, location: str) -> None:
+        super().__init__(f"no knowledge base named {name!r} in {location}")
+        self.name = name
 
 
 class ModelLoadError(RagError):

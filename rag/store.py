@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.errors import ConfigError, StoreError, StoreUnavailable
+from rag.errors import CollectionNotFound, ConfigError, StoreError, StoreUnavailable
 from rag.types import Chunk, DocumentRecord, Passage
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class VectorStore:
         except Exception as exc:
             message = str(exc).lower()
             if not create and ("does not exist" in message or "not found" in message):
-                raise ConfigError(f"no knowledge base named {name!r} in {self.location}") from None
+                raise CollectionNotFound(name, str(self.location)) from None
             raise _store_error(f"cannot open collection {name!r} at {self.location}", exc) from exc
         kb = KnowledgeBase(name, chunks, manifest)
         if embedding_model is not None:

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.api.auth import KeyRing
+from rag.api.body_limit import BodyLimit
 from rag.api.deps import Pipeline, PresentedKey
 from rag.api.documents import documents_router
 from rag.api.errors import ApiError, check_length, error_body, install_error_handlers
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=settings.api)
     app.include_router(documents_router(settings, keys))
     app.include_router(chat_router(settings, keys, metrics))
     app.include_router(ops_router(keys, metrics))

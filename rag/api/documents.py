@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path as PathParam
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from rag.api.auth import KeyRing
 from rag.api.deps import Pipeline, PresentedKey
 from rag.api.errors import ApiError
+from rag.api.models import JsonBody
 from rag.config import Settings
 from rag.pipeline import RagPipeline
 from rag.store import validate_collection_name
@@ -28,8 +30,12 @@ ALLOWED_SUFFIXES = {".pdf", ".docx", ".md", ".markdown", ".txt", ".html", ".htm"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\u3400-\u9fff]+")
 _CHUNK = 1 << 20
 
+# The example names the collection every install has: API docs and schema-driven clients
+# (schemathesis, in the tests) start from a name that exists.
+CollectionName = Annotated[str, PathParam(description="A knowledge base (GET /v1/collections).", examples=["default"])]
 
-class CreateCollection(BaseModel):
+
+class CreateCollection(JsonBody):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=3, max_length=62)
     instruction: str | None = Field(default=None, max_length=2000, description="Default rerank instruction.")
@@ -93,7 +99,7 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
         return {"name": body.name, "instruction": body.instruction}
 
     @router.get("/v1/collections/{collection}/documents")
-    async def list_documents(collection: str, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
+    async def list_documents(collection: CollectionName, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
         keys.authorize(key, "read", collection)
         kb = await run_in_threadpool(rag.store.open, collection)
         records = await run_in_threadpool(kb.documents)
@@ -101,7 +107,7 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
 
     @router.post("/v1/collections/{collection}/documents")
     async def upload_documents(
-        collection: str,
+        collection: CollectionName,
         rag: Pipeline,
         files: Annotated[list[UploadFile], File(description="One or more PDF, DOCX, Markdown, HTML or text files.")],
         key: PresentedKey,
@@ -167,7 +173,9 @@ def documents_router(settings: Settings, keys: KeyRing) -> APIRouter:
         return {"collection": collection, "files": outcomes, "failed": failed}
 
     @router.delete("/v1/collections/{collection}/documents/{doc_id}")
-    async def delete_document(collection: str, doc_id: str, rag: Pipeline, key: PresentedKey) -> dict[str, Any]:
+    async def delete_document(
+        collection: CollectionName, doc_id: str, rag: Pipeline, key: PresentedKey
+    ) -> dict[str, Any]:
         keys.authorize(key, "write", collection)
         from ingest.manifest import delete_document as delete
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import BackendError, ConfigError, RagError, StoreUnavailable
+from rag.errors import BackendError, CollectionNotFound, ConfigError, RagError, StoreUnavailable
 
 log = logging.getLogger("rag.api")
 
@@ -44,6 +44,30 @@ def _response(
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+def _explain(error: dict[str, Any]) -> str:
+    """One pydantic/FastAPI validation error as the field and what is wrong with it."""
+    kind, loc = error.get("type"), tuple(error.get("loc", ()))
+    if kind == "json_invalid":
+        position = loc[1] if len(loc) > 1 else "?"
+        return f"the body is not valid JSON: {error.get('ctx', {}).get('error', 'invalid')} (at character {position})"
+    if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
+        return "the body must be a JSON object, sent as Content-Type: application/json"
+    where = ".".join(str(p) for p in loc if p != "body")
+    what = str(error.get("msg", "invalid"))
+    return f"{where}: {what}" if where else what
+
+
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not parse a body (it says only "There was an error parsing the body")."""
+    if isinstance(cause, RecursionError):
+        return "the JSON body nests too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8 (byte {cause.start})"
+    if isinstance(cause, ValueError):  # e.g. an integer of more than 4300 digits
+        return f"the JSON body cannot be read: {str(cause).split(';')[0]}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
@@ -51,23 +75,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
-        return _response(request, 422, "invalid_request", "; ".join(parts) or "invalid request")
+        message = "; ".join(_explain(error) for error in exc.errors()[:5])
+        return _response(request, 422, "invalid_request", message or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        unreadable = _unreadable_body(exc.__cause__)
+        if unreadable:
+            return _response(request, 400, "invalid_request", unreadable)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return _response(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(CollectionNotFound)
+    async def _no_collection(request: Request, exc: CollectionNotFound) -> JSONResponse:
+        # Not str(exc): that names the server's data folder, which is none of a client's business.
+        return _response(request, 404, "collection_not_found", f"no knowledge base named {exc.name!r}")
 
     @app.exception_handler(ConfigError)
     async def _config(request: Request, exc: ConfigError) -> JSONResponse:
-        message = str(exc)
-        if message.startswith("no knowledge base named"):
-            return _response(request, 404, "collection_not_found", message)
-        return _response(request, 400, "bad_request", message)
+        return _response(request, 400, "bad_request", str(exc))
 
     @app.exception_handler(BackendError)
     async def _backend(request: Request, exc: BackendError) -> JSONResponse:

@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape one ("\\ud800"); it is not text
 
 
-class _Body(BaseModel):
+def _first_lone_surrogate(value: Any, where: str = "") -> str | None:
+    """Where in a decoded JSON body the first string with a lone surrogate is, or None."""
+    if isinstance(value, str):
+        return where or "body" if _LONE_SURROGATE.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_lone_surrogate(key, where) or _first_lone_surrogate(item, f"{where}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
+
+
+class JsonBody(BaseModel):
+    """Every JSON request body. pydantic lets a lone surrogate through in some fields (unions,
+    Any), and the tokenizers then fail on it: refused here, once, wherever it is."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_unicode(cls, data: Any) -> Any:
+        where = _first_lone_surrogate(data)
+        if where:
+            raise PydanticCustomError(
+                "string_unicode", "{where}: holds a lone UTF-16 surrogate, which is not text", {"where": where}
+            )
+        return data
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("blank", "holds only white space; ask something")
+    return text
+
+
+# What a user asks: a question or a search query. Its length cap is api.max_question_chars,
+# checked in the route (a 413 naming the limit, which a schema constant could not follow).
+Question = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+
+
+class _Body(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -25,11 +67,11 @@ class QueryOptions(_Body):
 
 
 class SearchRequest(QueryOptions):
-    query: str = Field(min_length=1)
+    query: Question
 
 
 class AskRequest(QueryOptions):
-    question: str = Field(min_length=1)
+    question: Question
     stream: bool = Field(default=False, description="Server-sent events: delta... then answer.")
 
 
@@ -41,7 +83,7 @@ class RerankRequest(_Body):
     """vLLM / Jina / Cohere rerank shape, plus an optional instruction."""
 
     model: str | None = None
-    query: str = Field(min_length=1)
+    query: Question
     documents: list[str | RerankDocument]
     top_n: int | None = Field(default=None, ge=0, description="0 or absent: all, best first.")
     instruction: str | None = Field(default=None, max_length=2000)

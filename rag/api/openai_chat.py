@@ -22,6 +22,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from rag.api.auth import KeyRing
 from rag.api.deps import Pipeline, PresentedKey
 from rag.api.errors import ApiError, check_length, error_body
+from rag.api.models import JsonBody
 from rag.api.ops import Metrics
 from rag.config import Settings
 from rag.errors import RagError
@@ -34,11 +35,13 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(JsonBody):
     # OpenAI clients send many optional fields (temperature, top_p, user...): accepted, not used.
     model_config = ConfigDict(extra="allow")
-    model: str = Field(description="The collection to answer from.")
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(description="The collection to answer from.", examples=["default"])
+    messages: list[ChatMessage] = Field(
+        min_length=1, examples=[[{"role": "user", "content": "How do I reset my password?"}]]
+    )
     stream: bool = False
 
 
