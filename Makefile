@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval bench-load tiny-models clean
+.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval bench-load bench-memory tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-eval: $(VENV)/.dev-installed
 # 50 clients on /v1/search and /v1/ask for 60 s against a real `rag serve` (offline profile).
 bench-load: $(VENV)/.local-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py
+
+# ~12 minutes: ten 60 s rounds on one server, the resident set at the end of each.
+bench-memory: $(VENV)/.local-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py --rounds 10 --out bench/out/load-rounds.json
 
 tiny-models: $(VENV)/.local-installed
 	$(BIN)/python scripts/make_tiny_models.py .tiny-models

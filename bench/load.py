@@ -7,7 +7,9 @@ and /v1/ask for a fixed time; errors, latency percentiles, throughput and the se
 The server is a real `rag serve` process (one worker, as a 2-core machine runs it) over the sample
 documents in data/. Memory is the server's resident set (VmRSS), sampled every second. With
 --rounds N the load runs N back-to-back rounds of --seconds on the same server, and the report
-gives the resident set at the end of each: a bound shows as ends that stop rising.
+gives the resident set at the end of each: a bound shows as ends that stop rising. The script
+fails on any error, and (with 4 rounds or more) when the second half of the rounds grew the
+resident set by more than --max-growth-mb.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--max-growth-mb", type=float, default=25)
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out" / "load.json")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="rag-load-"))
@@ -141,6 +144,9 @@ def main() -> int:
         "rss_mb": {
             "after_warmup": round(samples[0][1], 1),
             "end_of_each_round": round_ends,
+            "growth_second_half": round(round_ends[-1] - round_ends[len(round_ends) // 2 - 1], 1)
+            if args.rounds >= 4
+            else None,
             "max": round(max(mb for _, mb in samples), 1),
         },
         "cpu_count": os.cpu_count(),
@@ -149,7 +155,8 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     errors = sum(route["errors"] for route in report["routes"].values())
-    return 1 if errors else 0
+    growth = report["rss_mb"]["growth_second_half"]
+    return 1 if errors or (growth is not None and growth > args.max_growth_mb) else 0
 
 
 if __name__ == "__main__":

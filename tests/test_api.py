@@ -178,6 +178,7 @@ def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F
 
     port = free_port()
     env = {**os.environ, "RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index), "HF_HUB_OFFLINE": "1"}
+    env.pop("MALLOC_ARENA_MAX", None)
     log = (tmp_path / "serve.log").open("wb")
     rag = Path(sys.executable).with_name("rag")
     server = subprocess.Popen([str(rag), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -187,6 +188,8 @@ def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F
         found = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "error 809"}, timeout=60)
         assert found.status_code == 200 and found.json()["passages"][0]["file"] == "runbook.md"
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200  # OpenAPI UI
+        # The same process, run again by itself with glibc's arenas capped (README, "Load").
+        assert b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
     finally:
         server.terminate()
         server.wait(timeout=30)
