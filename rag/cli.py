@@ -445,7 +445,7 @@ def _with_two_malloc_arenas() -> None:
     glibc gives each thread that meets contention its own malloc arena, up to 8 per core, and the
     server's thread pool keeps them: under 50 clients for 10 minutes the server's memory was still
     rising at the end (1,400 to 1,493 MB) with glibc's default, and stayed within 1,232-1,265 MB from
-    the 3rd minute on with 2 arenas, at the same throughput (bench/load.py --rounds 10)."""
+    the 3rd minute on with 2 arenas, with no throughput lost (bench/load.py --rounds 10)."""
     import os
 
     if sys.platform == "linux" and "MALLOC_ARENA_MAX" not in os.environ:

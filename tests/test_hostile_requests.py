@@ -192,6 +192,15 @@ HOSTILE_BODIES = [
         "documents.0",
     ),
     (
+        "lone surrogate 800 lists deep",
+        "/v1/rerank",
+        b'{"query": "q", "documents": ' + b"[" * 800 + b'"\\ud800"' + b"]" * 800 + b"}",
+        "application/json",
+        422,
+        "invalid_request",
+        "holds a lone UTF-16 surrogate",
+    ),
+    (
         "invalid UTF-8",
         "/v1/search",
         b'{"query": "\xff\xfe reset"}',

@@ -80,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        unreadable = _unreadable_body(exc.__cause__)
+        unreadable = _unreadable_body(exc.__cause__) if exc.status_code == 400 else None
         if unreadable:
             return _response(request, 400, "invalid_request", unreadable)
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")

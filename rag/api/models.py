@@ -11,15 +11,20 @@ from pydantic_core import PydanticCustomError
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape one ("\\ud800"); it is not text
 
 
-def _first_lone_surrogate(value: Any, where: str = "") -> str | None:
-    """Where in a decoded JSON body the first string with a lone surrogate is, or None."""
-    if isinstance(value, str):
-        return where or "body" if _LONE_SURROGATE.search(value) else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _first_lone_surrogate(key, where) or _first_lone_surrogate(item, f"{where}.{key}".lstrip("."))
-        if found:
-            return found
+def _first_lone_surrogate(body: Any) -> str | None:
+    """Where in a decoded JSON body a string with a lone surrogate is, or None. A loop, not
+    recursion: a body nested as deep as the JSON parser allows must not overflow the stack here."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                return where or "body"
+        elif isinstance(value, dict):
+            pending += [(where or "body", key) for key in value]
+            pending += [(f"{where}.{key}".lstrip("."), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            pending += [(f"{where}.{i}".lstrip("."), item) for i, item in enumerate(value)]
     return None
 
 
