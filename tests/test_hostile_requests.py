@@ -329,9 +329,9 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(served: str) -> 
         ("/v1/search", "application/json", 1 << 30, "8 MB"),
         ("/v1/collections/default/documents", "multipart/form-data; boundary=x", 5 << 30, "2001 MB"),
     ):
-        status, error, sent = _raw_exchange(served, _head(path, content_type, f"Content-Length: {declared}"), iter(()))
+        # No body byte is sent: a server that waited for the body would time the socket out (60 s).
+        status, error, _ = _raw_exchange(served, _head(path, content_type, f"Content-Length: {declared}"), iter(()))
         assert (status, error["code"]) == (413, "body_too_large") and cap in error["message"], error
-        assert sent == 0
 
 
 def test_a_streamed_body_is_cut_off_once_it_passes_the_cap(served: str) -> None:
