@@ -26,7 +26,7 @@ def build(kind: str, model_dir: str) -> FakeVllm | FakeOpenAI:
             load_settings(environ={"RAG_RERANK__MODEL": model_dir, "RAG_RERANK__DEVICE": "cpu"}).rerank
         )
         reranker.warm_up()
-        return FakeVllm(reranker._model, reranker._tokenizer, reranker._yes, reranker._no)  # type: ignore[attr-defined]
+        return FakeVllm.around(reranker)
     from rag.generate.local import LocalGenerator
 
     settings = load_settings(
@@ -34,7 +34,7 @@ def build(kind: str, model_dir: str) -> FakeVllm | FakeOpenAI:
     )
     generator = LocalGenerator(settings.generate)
     generator.warm_up()
-    return FakeOpenAI(generator._model, generator._tokenizer)
+    return FakeOpenAI.around(generator)
 
 
 def main(kind: str, model_dir: str, port: int) -> None:

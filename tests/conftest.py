@@ -52,6 +52,11 @@ def corpus(shared: Path) -> Path:
     return shared / "corpus"
 
 
+def offline_env(data_dir: Path) -> dict[str, str]:
+    """The environment that points `rag` (a subprocess) at the offline profile and `data_dir`."""
+    return {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)}
+
+
 def offline_settings(data_dir: Path, **environ: str) -> Settings:
     return load_settings(OFFLINE_PROFILE, environ={"RAG_DATA_DIR": str(data_dir), **environ})
 
@@ -189,7 +194,7 @@ def corpus_index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
         "ingest",
         "--json",
         str(corpus),
-        env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)},
+        env=offline_env(data_dir),
         timeout=900,
     )
     assert result.returncode == 3, result.stderr  # the nasty files fail, the rest succeed

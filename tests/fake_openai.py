@@ -27,6 +27,11 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
+    @classmethod
+    def around(cls, generator: Any, *, api_key: str | None = None) -> FakeOpenAI:
+        """Serve what an in-process Qwen3 generator (a warmed-up `LocalGenerator`) writes."""
+        return cls(generator._model, generator._tokenizer, api_key=api_key)
+
     def complete(self, body: dict[str, Any]) -> str:
         import torch
 

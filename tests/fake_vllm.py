@@ -28,6 +28,11 @@ class FakeVllm:
         self.max_in_flight = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def around(cls, reranker: Any) -> FakeVllm:
+        """Serve what an in-process Qwen3 reranker (a warmed-up `LocalQwen3Reranker`) computes."""
+        return cls(reranker._model, reranker._tokenizer, reranker._yes, reranker._no)
+
     def scores(self, query: str, documents: list[str]) -> list[float]:
         import torch
 

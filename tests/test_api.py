@@ -16,7 +16,7 @@ from rag.config import VllmRerankSettings, load_settings
 from rag.pipeline import RagPipeline
 from rag.rerank import build_reranker
 
-from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli, wait_for_port
+from .conftest import free_port, offline_env, offline_settings, run_cli, wait_for_port
 from .fake_openai import FakeOpenAI
 from .loopback import serve, serve_asgi
 from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
@@ -177,7 +177,7 @@ def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F
     import sys
 
     port = free_port()
-    env = {**os.environ, "RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **offline_env(index), "HF_HUB_OFFLINE": "1"}
     env.pop("MALLOC_ARENA_MAX", None)
     log = (tmp_path / "serve.log").open("wb")
     rag = Path(sys.executable).with_name("rag")
@@ -197,7 +197,7 @@ def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
-    env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(tmp_path)}
+    env = offline_env(tmp_path)
     result = run_cli("serve", "--host", "0.0.0.0", env=env, timeout=120)
     assert result.returncode == 2 and "refusing to serve on 0.0.0.0 without API keys" in result.stderr
 
@@ -397,7 +397,7 @@ def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_g
     import threading
     import time
 
-    slow = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+    slow = FakeOpenAI.around(tiny_generator)
     slow.fault, slow.delay_s = "slow", 3.0
     with serve(slow) as llm:
         settings = offline_settings(index, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"{llm}/v1")

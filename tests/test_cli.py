@@ -9,7 +9,7 @@ import pytest
 
 from rag.store import VectorStore
 
-from .conftest import OFFLINE_PROFILE, offline_settings, run_cli
+from .conftest import offline_env, offline_settings, run_cli
 
 NASTY_FAILURES = {
     "DERIVED_SP800-61rev2_truncated_60pct.pdf": "corrupt or truncated PDF",
@@ -46,7 +46,7 @@ class TestCorpusIngest:
 
     def test_docs_lists_every_document(self, corpus_index) -> None:
         data_dir, report = corpus_index
-        listed = run_cli("docs", "--json", env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)})
+        listed = run_cli("docs", "--json", env=offline_env(data_dir))
         assert listed.returncode == 0, listed.stderr
         documents = json.loads(listed.stdout)
         assert len(documents) == report["files"]["ok"]
@@ -57,7 +57,7 @@ class TestCorpusIngest:
 
 class TestCommands:
     def env(self, tmp_path: Path) -> dict[str, str]:
-        return {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(tmp_path / "index")}
+        return offline_env(tmp_path / "index")
 
     def test_ingest_docs_delete_round_trip(self, tmp_path: Path) -> None:
         doc = tmp_path / "policy.md"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import OFFLINE_PROFILE, PROJECT, run_cli
+from .conftest import PROJECT, offline_env, run_cli
 from .test_kill import assert_same_chunks, snapshot
 
 pytestmark = pytest.mark.slow
@@ -37,13 +37,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def ingest(data_dir: Path, *files: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli(
-        "ingest", "--json", *map(str, files), env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)}
-    )
+    return run_cli("ingest", "--json", *map(str, files), env=offline_env(data_dir))
 
 
 def search(data_dir: Path, query: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("search", query, "--json", env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)})
+    return run_cli("search", query, "--json", env=offline_env(data_dir))
 
 
 RUNBOOK = PROJECT / "data" / "it-runbook-vpn.md"

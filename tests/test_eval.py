@@ -14,7 +14,7 @@ from rag.evaluate.metrics import ir_metrics
 from rag.evaluate.run import evaluate_beir, evaluate_qa
 from rag.pipeline import RagPipeline
 
-from .conftest import OFFLINE_PROFILE, offline_settings, run_cli
+from .conftest import OFFLINE_PROFILE, offline_env, offline_settings, run_cli
 
 QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}
 
@@ -58,7 +58,7 @@ class TestBeir:
     def test_cli_reports_every_mode_writes_a_report_and_reuses_its_work(
         self, beir_slice: Path, tmp_path: Path, minilm
     ) -> None:
-        env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(tmp_path / "ix")}
+        env = offline_env(tmp_path / "ix")
         args = ["eval", "--beir", str(beir_slice), "--mode", "dense", "--mode", "bm25", "--mode", "hybrid", "--json"]
         first = run_cli(*args, "--out", str(tmp_path / "report"), env=env)
         assert first.returncode == 0, first.stderr

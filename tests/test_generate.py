@@ -100,7 +100,7 @@ class TestExtractive:
 
 @pytest.fixture
 def fake(tiny_generator: LocalGenerator) -> FakeOpenAI:
-    return FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer, api_key="sk-test")
+    return FakeOpenAI.around(tiny_generator, api_key="sk-test")
 
 
 def openai_client(tiny_generator: LocalGenerator, url: str, **openai: object) -> OpenAIChatGenerator:

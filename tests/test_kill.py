@@ -21,13 +21,9 @@ from ingest.manifest import document_id
 from rag.lexical.index import LexicalIndexes
 from rag.store import KnowledgeBase, VectorStore
 
-from .conftest import OFFLINE_PROFILE, PROJECT, offline_settings, run_cli
+from .conftest import OFFLINE_PROFILE, PROJECT, offline_env, offline_settings, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def ingest_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_CONFIG": str(OFFLINE_PROFILE)}
 
 
 def open_fresh(data_dir: Path) -> KnowledgeBase:
@@ -79,7 +75,11 @@ def kill_at(files: list[str], data_dir: Path, log: Path, delay_s: float) -> str 
     rag = str(Path(sys.executable).with_name("rag"))
     with log.open("w") as err:
         process = subprocess.Popen(
-            [rag, "-v", "ingest", *files], stderr=err, stdout=subprocess.DEVNULL, env=ingest_env(data_dir), cwd=PROJECT
+            [rag, "-v", "ingest", *files],
+            stderr=err,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **offline_env(data_dir)},
+            cwd=PROJECT,
         )
     try:
         deadline = time.monotonic() + 180
@@ -136,7 +136,7 @@ def test_ten_kills_across_a_multi_file_run_each_leave_a_clean_state(corpus: Path
     assert len(where) == KILLS, f"only {len(where)} kills (seed {SEED})"
     print(f"\nkill points (seed {SEED}), the last log line before each kill:\n" + "\n".join(where))
 
-    rerun = run_cli("ingest", *files, env=ingest_env(killed_dir))
+    rerun = run_cli("ingest", *files, env=offline_env(killed_dir))
     assert rerun.returncode == 0, rerun.stderr
     chunks, terms = visible_state(killed_dir)
     assert sorted(snapshot(killed_dir)) == sorted(clean_chunks)  # nothing half-written left over either

@@ -21,7 +21,7 @@ from rag.rerank import build_reranker
 from rag.tiny_models import build_causal_lm
 from rag.types import Answer
 
-from .conftest import OFFLINE_PROFILE, free_port, offline_settings, run_cli
+from .conftest import free_port, offline_env, offline_settings, run_cli
 from .fake_openai import FakeOpenAI
 from .fake_vllm import FakeVllm
 from .loopback import serve
@@ -139,7 +139,7 @@ class TestAsk:
         assert set(answer.timings) == {"embed", "recall", "generate"}
 
     def test_under_the_floor_is_not_found_without_calling_the_llm(self, index, minilm, tiny_generator) -> None:
-        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        fake = FakeOpenAI.around(tiny_generator)
         with llm_pipeline(index, minilm, fake, RAG_GENERATE__MIN_RECALL_SCORE="0.95") as rag:
             answer = rag.ask("How many weeks of parental leave do I get?")
         assert not answer.found and answer.text == NOT_FOUND_EN and answer.citations == ()
@@ -147,7 +147,7 @@ class TestAsk:
         assert any("min_recall_score" in note for note in answer.notes)
 
     def test_llm_answer_streams_then_the_answer_object(self, index, minilm, tiny_generator) -> None:
-        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        fake = FakeOpenAI.around(tiny_generator)
         with llm_pipeline(index, minilm, fake, RAG_GENERATE__MAX_TOKENS="12", RAG_GENERATE__TEMPERATURE="0") as rag:
             events = list(rag.ask_stream("What does error 809 mean?", options=SearchOptions(top_n=2)))
         *pieces, answer = events
@@ -167,7 +167,7 @@ class TestAsk:
             pipeline(index, minilm, **down, RAG_GENERATE__ON_FAILURE="fail").ask("What does error 809 mean?")
 
     def test_generator_cut_off_mid_answer_keeps_what_came_and_says_so(self, index, minilm, tiny_generator) -> None:
-        fake = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+        fake = FakeOpenAI.around(tiny_generator)
         fake.fault, fake.script = "cut", "Error 809 means a blocked port [1]."  # cut after two 3-character pieces
         with llm_pipeline(index, minilm, fake) as rag:
             answer = rag.ask("What does error 809 mean?")
@@ -185,7 +185,7 @@ class TestAsk:
         )
         tiny = build_reranker(settings.rerank)
         tiny.warm_up()
-        fake = FakeVllm(tiny._model, tiny._tokenizer, tiny._yes, tiny._no)  # type: ignore[attr-defined]
+        fake = FakeVllm.around(tiny)
         with serve(fake) as url:
             served = build_reranker(
                 settings.rerank.model_copy(update={"backend": "vllm", "vllm": VllmRerankSettings(url=url)})
@@ -211,7 +211,7 @@ class TestCli:
             "--json",
             "--top-n",
             "2",
-            env={"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index)},
+            env=offline_env(index),
         )
         assert result.returncode == 0, result.stderr
         body = json.loads(result.stdout)
@@ -219,7 +219,7 @@ class TestCli:
         assert body["passages"][0]["recall_rank"] == 1 and body["degraded"] == []
 
     def test_ask_json_and_stream(self, index: Path) -> None:
-        env = {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(index)}
+        env = offline_env(index)
         streamed = run_cli("ask", "What does error 809 mean?", "--stream", "--json", env=env)
         assert streamed.returncode == 0, streamed.stderr
         lines = [json.loads(line) for line in streamed.stdout.splitlines()]

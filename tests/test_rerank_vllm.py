@@ -28,7 +28,7 @@ def local(tiny_models: dict[str, Path]):
 
 @pytest.fixture
 def fake(local) -> FakeVllm:
-    return FakeVllm(local._model, local._tokenizer, local._yes, local._no)
+    return FakeVllm.around(local)
 
 
 def client(local, url: str, **vllm: object) -> VllmReranker:

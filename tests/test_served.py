@@ -122,8 +122,8 @@ def test_ingest_through_one_process_query_through_two_workers_of_another(
         load_settings(environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}).rerank
     )
     reranker.warm_up()
-    vllm = FakeVllm(reranker._model, reranker._tokenizer, reranker._yes, reranker._no)  # type: ignore[attr-defined]
-    generator = FakeOpenAI(tiny_generator._model, tiny_generator._tokenizer)
+    vllm = FakeVllm.around(reranker)
+    generator = FakeOpenAI.around(tiny_generator)
     embeddings = FakeEmbeddings(minilm)
     docs = tmp_path / "docs"
     docs.mkdir()
