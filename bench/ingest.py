@@ -25,7 +25,7 @@ sys.path.insert(0, str(PROJECT))
 from ingest import Ingestor  # noqa: E402
 from ingest.loaders import load_document  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.embedding import SentenceTransformerEmbedder  # noqa: E402
+from rag.embedding.local import SentenceTransformerEmbedder  # noqa: E402
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.config import load_settings  # noqa: E402
 from rag.rerank.local import LocalQwen3Reranker  # noqa: E402
-from rag.tiny_models import QWEN3_0_6B_SHAPE, TINY_SHAPE, build_causal_lm  # noqa: E402
+from tests.support.tiny_models import QWEN3_0_6B_SHAPE, TINY_SHAPE, build_causal_lm  # noqa: E402
 
 QUERY = "How long should the caller wait before escalating an incident that nobody has acknowledged?"
 

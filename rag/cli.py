@@ -11,15 +11,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rag._models import CPU_HEAVY_PARAMETERS
-from rag.config import Settings, load_settings
+from rag.backends import gpu_model_on_cpu
+from rag.config import RecallMode, Settings, load_settings
 from rag.errors import ConfigError, ModelLoadError, RagError
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+    from rag.pipeline import RagPipeline, SearchOptions
 
 app = typer.Typer(
     name="rag",
@@ -101,7 +105,8 @@ def ingest(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest PDF, Markdown, text, HTML and DOCX files; unchanged files are skipped."""
+    """Ingest files and folders (every supported file type; others found in folders are listed as ignored).
+    Unchanged files are skipped."""
     from ingest import Ingestor
     from ingest.pipeline import FileOutcome
 
@@ -157,17 +162,11 @@ def _progress(*, enabled: bool) -> Any:
     )
 
 
-def _warn_if_slow(embedder: Any) -> None:
+def _warn_if_slow(embedder: Embedder) -> None:
     """Say plainly when a GPU-sized model is about to run on the CPU."""
-    device = getattr(embedder, "device", "")
-    count = getattr(embedder, "parameter_count", 0)
-    if device == "cpu" and count > CPU_HEAVY_PARAMETERS:
-        err.print(
-            f"[yellow]note:[/] {embedder.model_name} ({count / 1e6:.0f}M parameters) is running on the CPU: "
-            f"expect roughly 150 tokens/s (a 500k-token manual set takes about an hour). "
-            f"Use a GPU, a served embedder, or configs/offline.yaml for a small model.",
-            highlight=False,
-        )
+    slow = gpu_model_on_cpu(embedder)
+    if slow:
+        err.print(f"[yellow]note:[/] {slow}. A large document set will take hours.", highlight=False)
 
 
 # -- docs ---------------------------------------------------------------------------------
@@ -271,15 +270,15 @@ InstructionOption = Annotated[
     str | None, typer.Option("--instruction", help="Reranker task instruction (default: the collection's).")
 ]
 FileOption = Annotated[list[str] | None, typer.Option("--file", help="Only these file names (repeatable).")]
+RECALL_MODES: tuple[str, ...] = get_args(RecallMode)
 RecallModeOption = Annotated[
-    str | None, typer.Option("--mode", help="Recall: dense, bm25 or hybrid (default: recall.mode).")
+    str | None, typer.Option("--mode", help=f"Recall: {', '.join(RECALL_MODES)} (default: recall.mode).")
 ]
-RECALL_MODES = ("dense", "bm25", "hybrid")
 
 
 def _query_options(
     top_k: int | None, top_n: int | None, instruction: str | None, file: list[str] | None, mode: str | None
-) -> Any:
+) -> SearchOptions:
     from rag.pipeline import SearchOptions
 
     return SearchOptions(
@@ -291,14 +290,14 @@ def _query_options(
     )
 
 
-def _modes(chosen: list[str]) -> list[Any]:
+def _modes(chosen: list[str]) -> list[RecallMode]:
     for name in chosen:
         if name not in RECALL_MODES:
-            raise ConfigError(f"unknown recall mode {name!r}; use dense, bm25 or hybrid")
-    return list(dict.fromkeys(chosen))
+            raise ConfigError(f"unknown recall mode {name!r}; use {', '.join(RECALL_MODES)}")
+    return [cast(RecallMode, name) for name in dict.fromkeys(chosen)]
 
 
-def _pipeline(*, answers: bool) -> Any:
+def _pipeline(*, answers: bool) -> RagPipeline:
     from rag.pipeline import RagPipeline
 
     pipeline = RagPipeline(_settings())
@@ -428,9 +427,7 @@ def rerank(
     if as_json:
         _emit_json({"query": query, "instruction": task, "reranker": reranker.name, "results": rows})
         return
-    table = Table(
-        title=f"{query}  [{reranker.name}: {settings.rerank.model if reranker.name != 'none' else 'recall order'}]"
-    )
+    table = Table(title=f"{query}  [{reranker.name}: {reranker.model_name}]")
     for column in ("rank", "score", "#", "document"):
         table.add_column(column)
     for rank, row in enumerate(rows, start=1):
@@ -443,9 +440,8 @@ def _with_two_malloc_arenas() -> None:
     unless the variable is already set (set it yourself to choose another number).
 
     glibc gives each thread that meets contention its own malloc arena, up to 8 per core, and the
-    server's thread pool keeps them: under 50 clients for 10 minutes the server's memory was still
-    rising at the end (1,400 to 1,493 MB) with glibc's default, and stayed within 1,232-1,265 MB from
-    the 3rd minute on with 2 arenas, with no throughput lost (bench/load.py --rounds 10)."""
+    server's thread pool keeps them: under a long load the server's memory kept rising with glibc's
+    default and stayed flat with 2 arenas (docs/reliability.md; `make bench-memory`)."""
     import os
 
     if sys.platform == "linux" and "MALLOC_ARENA_MAX" not in os.environ:
@@ -500,7 +496,9 @@ def serve(
 
 ModeOption = Annotated[
     list[str] | None,
-    typer.Option("--mode", help="Recall mode(s) to compare: dense, bm25, hybrid (repeat; default: recall.mode)."),
+    typer.Option(
+        "--mode", help=f"Recall mode(s) to compare: {', '.join(RECALL_MODES)} (repeat; default: recall.mode)."
+    ),
 ]
 
 

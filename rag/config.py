@@ -19,10 +19,21 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
+from rag.backends import EmbeddingBackend, GenerateBackend, RerankBackend
 from rag.errors import ConfigError
+from rag.qwen3 import DEFAULT_TASK
 
 ENV_PREFIX = "RAG_"
 CONFIG_ENV_VAR = "RAG_CONFIG"
+
+# auto: cuda > mps > cpu, whichever this machine has.
+Device = Literal["auto", "cpu", "cuda", "mps"]
+# dense: Chroma vectors; bm25: the lexical index beside Chroma; hybrid: both, fused.
+RecallMode = Literal["dense", "bm25", "hybrid"]
+# A backend that fails: fall back and flag it (degrade), or fail the request.
+OnFailure = Literal["degrade", "fail"]
+# What an API key may do, each role including the ones before it.
+Role = Literal["read", "write", "admin"]
 
 
 class _Section(BaseModel):
@@ -55,9 +66,9 @@ class OpenAIEmbeddingSettings(_Section):
 
 class EmbeddingSettings(_Section):
     # sentence-transformers: in-process; openai: a server's /v1/embeddings (embedding.openai).
-    backend: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    backend: EmbeddingBackend = "sentence-transformers"
     model: str = "Qwen/Qwen3-Embedding-0.6B"
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     batch_size: int = Field(default=16, ge=1)
     # Task for queries, rendered as "Instruct: {task}\nQuery:". None: the model's own "query" prompt.
     query_instruction: str | None = None
@@ -79,12 +90,8 @@ class ChunkingSettings(_Section):
         return value
 
 
-RecallMode = Literal["dense", "bm25", "hybrid"]
-
-
 class RecallSettings(_Section):
     top_k: int = Field(default=100, ge=1, le=1000)
-    # dense: Chroma vectors; bm25: the lexical index beside Chroma; hybrid: both, fused.
     mode: RecallMode = "hybrid"
     # weighted: min-max normalised scores mixed by dense_weight; rrf: reciprocal rank fusion.
     fusion: Literal["weighted", "rrf"] = "weighted"
@@ -108,21 +115,21 @@ class VllmRerankSettings(_Section):
 
 
 class RerankSettings(_Section):
-    backend: Literal["local", "vllm", "cross-encoder", "none"] = "local"
+    backend: RerankBackend = "local"
     model: str = "Qwen/Qwen3-Reranker-0.6B"
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     # The default task; a collection or a request may bring its own.
-    instruction: str = "Given a web search query, retrieve relevant passages that answer the query"
+    instruction: str = DEFAULT_TASK
     max_length: int = Field(default=8192, ge=64)
     # Tokens per forward pass (batch size x longest sequence, after sorting by length).
     batch_tokens: int = Field(default=16384, ge=256)
-    # torch.compile the local reranker on a GPU: ~2x faster forwards after ~2 minutes of warm-up.
+    # torch.compile the local reranker on a GPU: faster forwards after minutes of compiling (bench/rerank.py).
     compile: bool = False
     top_n: int = Field(default=5, ge=1)
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     # An unreachable reranker: fall back to recall order and flag it (degrade), or fail the request.
-    on_failure: Literal["degrade", "fail"] = "degrade"
-    # A GPU-sized model on the CPU (~150 tokens/s): rerank fewer, shorter candidates instead of hanging.
+    on_failure: OnFailure = "degrade"
+    # A GPU-sized model on the CPU (rag.backends.gpu_model_on_cpu): rerank fewer, shorter candidates.
     cpu_max_candidates: int = Field(default=20, ge=1)
     cpu_max_length: int = Field(default=1024, ge=64)
     vllm: VllmRerankSettings = VllmRerankSettings()
@@ -143,13 +150,13 @@ class OpenAIGeneratorSettings(_Section):
 
 class GenerateSettings(_Section):
     # openai: a served LLM; local: transformers in-process; extractive: no LLM, cited sentences.
-    backend: Literal["openai", "local", "extractive"] = "openai"
+    backend: GenerateBackend = "openai"
     model: str = "Qwen/Qwen3-1.7B"  # the local backend's model
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     # A generator that fails: answer extractively and flag it (degrade), or fail the request.
-    on_failure: Literal["degrade", "fail"] = "degrade"
+    on_failure: OnFailure = "degrade"
     # "Not found in the knowledge base", without calling the generator, when the best passage
     # scores below these: the rerank score (P(yes)) when reranked, else the recall similarity.
     min_rerank_score: float | None = Field(default=0.1, ge=0.0, le=1.0)
@@ -178,7 +185,7 @@ class ApiKey(_Section):
     """One client's key: what it may do (read < write < admin) and to which collections ("*": all)."""
 
     key: SecretStr
-    role: Literal["read", "write", "admin"] = "read"
+    role: Role = "read"
     collections: list[str] = ["*"]
     name: str = ""  # shown in logs instead of the key
 

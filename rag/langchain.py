@@ -31,7 +31,12 @@ def to_document(passage: Passage) -> Document:
 
 
 class KnowledgeBaseRetriever(BaseRetriever):
-    """Recall -> rerank -> top-n from one knowledge base, as LangChain Documents."""
+    """Recall -> rerank -> top-n from one knowledge base, as LangChain Documents.
+
+    `top_n` is the number of documents returned (LangChain's "k"); `top_k` how many chunks recall
+    hands the reranker. Each may also be given per call, as may `instruction` and `filters`:
+    `retriever.invoke(query, top_n=1)`. Unset, they take the pipeline's settings.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -42,8 +47,22 @@ class KnowledgeBaseRetriever(BaseRetriever):
     instruction: str | None = None
     filters: dict[str, Any] | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        options = SearchOptions(top_k=self.top_k, top_n=self.top_n, instruction=self.instruction, filters=self.filters)
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        top_n: int | None = None,
+        top_k: int | None = None,
+        instruction: str | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Document]:
+        options = SearchOptions(
+            top_k=top_k if top_k is not None else self.top_k,
+            top_n=top_n if top_n is not None else self.top_n,
+            instruction=instruction if instruction is not None else self.instruction,
+            filters=filters if filters is not None else self.filters,
+        )
         result = self.pipeline.search(query, collection=self.collection, options=options)
         return [to_document(p) for p in result.passages]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rag._models import CPU_HEAVY_PARAMETERS
+from rag.backends import NO_RERANKER, gpu_model_on_cpu
 from rag.config import RecallMode, Settings
 from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError
@@ -46,6 +46,16 @@ class SearchOptions:
     mode: RecallMode | None = None
 
 
+@dataclass(frozen=True)
+class RerankResult:
+    """What the rerank stage kept, and how."""
+
+    passages: list[Passage]  # the top-n, best first
+    degraded: tuple[str, ...] = ()  # ("rerank",) when the reranker failed and recall order was kept
+    notes: tuple[str, ...] = ()  # what was adapted, e.g. fewer candidates on a CPU
+    reranked: int = 0  # candidates the reranker scored (0: recall order)
+
+
 class RagPipeline:
     def __init__(
         self,
@@ -66,7 +76,7 @@ class RagPipeline:
         self.extractive = (
             self.generator
             if isinstance(self.generator, ExtractiveGenerator)
-            else ExtractiveGenerator(self.embedder, settings.generate)
+            else ExtractiveGenerator(settings.generate, embedder=self.embedder)
         )
         self.store = store if store is not None else VectorStore(settings)
         self.lexical = LexicalIndexes(settings)
@@ -105,10 +115,15 @@ class RagPipeline:
         kb = self.knowledge_base(collection)
         recalled = self.recall(query, kb, options, timings)
         instruction = options.instruction if options.instruction is not None else kb.instruction
-        passages, degraded, notes, reranked = self.rerank(
-            query, recalled, replace(options, instruction=instruction), timings
+        reranked = self.rerank(query, recalled, replace(options, instruction=instruction), timings)
+        return SearchResult(
+            query=query,
+            passages=tuple(reranked.passages),
+            timings=timings,
+            degraded=reranked.degraded,
+            notes=reranked.notes,
+            reranked=reranked.reranked,
         )
-        return SearchResult(query, tuple(passages), timings, degraded, notes, reranked)
 
     def recall(self, query: str, kb: KnowledgeBase, options: SearchOptions, timings: dict[str, float]) -> list[Passage]:
         """The recall stage alone (rag eval scores it before and after reranking)."""
@@ -135,14 +150,14 @@ class RagPipeline:
 
     def rerank(
         self, query: str, recalled: list[Passage], options: SearchOptions, timings: dict[str, float]
-    ) -> tuple[list[Passage], tuple[str, ...], tuple[str, ...], int]:
-        """The rerank stage: (top-n passages, degraded stages, notes, candidates reranked)."""
+    ) -> RerankResult:
+        """The rerank stage alone (rag eval scores recall before it)."""
         rerank = self.settings.rerank
         top_n = options.top_n if options.top_n is not None else rerank.top_n
         min_score = options.min_score if options.min_score is not None else rerank.min_score
         instruction = options.instruction if options.instruction is not None else rerank.instruction
-        if self.reranker.name == "none" or not recalled:
-            return recalled[:top_n], (), (), 0
+        if self.reranker.name == NO_RERANKER or not recalled:
+            return RerankResult(recalled[:top_n])
         self.reranker.warm_up()  # its device and size decide the CPU budget below
         candidates, notes = self._cpu_budget(recalled)
         started = time.perf_counter()
@@ -153,26 +168,21 @@ class RagPipeline:
             if rerank.on_failure == "fail":
                 raise
             log.warning("reranker failed, answering in recall order: %s", exc)
-            return recalled[:top_n], ("rerank",), (*notes, f"rerank failed: {exc}"), 0
+            return RerankResult(recalled[:top_n], degraded=("rerank",), notes=(*notes, f"rerank failed: {exc}"))
         timings["rerank"] = time.perf_counter() - started
         scored = [replace(p, rerank_score=s) for p, s in zip(candidates, scores, strict=True)]
         scored.sort(key=lambda p: (-(p.rerank_score or 0.0), p.recall_rank))
         if min_score is not None:
             scored = [p for p in scored if (p.rerank_score or 0.0) >= min_score]
-        return scored[:top_n], (), notes, len(candidates)
+        return RerankResult(scored[:top_n], notes=notes, reranked=len(candidates))
 
     def _cpu_budget(self, recalled: list[Passage]) -> tuple[list[Passage], tuple[str, ...]]:
         """A GPU-sized in-process reranker on a CPU: rerank the head of the recall list only."""
-        device = getattr(self.reranker, "device", "")
-        parameters = getattr(self.reranker, "parameter_count", 0)
-        rerank = self.settings.rerank
-        if device != "cpu" or parameters < CPU_HEAVY_PARAMETERS or len(recalled) <= rerank.cpu_max_candidates:
+        budget = self.settings.rerank.cpu_max_candidates
+        slow = gpu_model_on_cpu(self.reranker)
+        if slow is None or len(recalled) <= budget:
             return recalled, ()
-        note = (
-            f"rerank on CPU: {rerank.cpu_max_candidates} of {len(recalled)} candidates "
-            f"(a {parameters / 1e6:.0f}M-parameter model reads ~150 tokens/s here; use a GPU or the vllm backend)"
-        )
-        return recalled[: rerank.cpu_max_candidates], (note,)
+        return recalled[:budget], (f"rerank on CPU: {budget} of {len(recalled)} candidates ({slow})",)
 
     # -- answers ----------------------------------------------------------------------------
     def ask(self, question: str, *, collection: str | None = None, options: SearchOptions | None = None) -> Answer:
@@ -202,7 +212,15 @@ class RagPipeline:
             text = not_found_text(question)
             yield text
             yield Answer(
-                question, text, (), False, "none", timings, tuple(degraded), (*notes, refusal), result.reranked
+                question=question,
+                text=text,
+                citations=(),
+                found=False,
+                generator="none",
+                timings=timings,
+                degraded=tuple(degraded),
+                notes=(*notes, refusal),
+                reranked=result.reranked,
             )
             return
         pieces: list[str] = []
@@ -245,7 +263,15 @@ class RagPipeline:
             else ()
         )
         yield Answer(
-            question, text, citations, found, generator_name, timings, tuple(degraded), tuple(notes), result.reranked
+            question=question,
+            text=text,
+            citations=citations,
+            found=found,
+            generator=generator_name,
+            timings=timings,
+            degraded=tuple(degraded),
+            notes=tuple(notes),
+            reranked=result.reranked,
         )
 
     def _extract(self, question: str, passages: Sequence[Passage], notes: list[str]) -> tuple[str, dict[int, str]]:

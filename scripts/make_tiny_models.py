@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from rag.tiny_models import build_all
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.tiny_models import build_all  # test scaffolding: not in the shipped package
 
 
 def main() -> int:

@@ -1,33 +1,22 @@
 """Shared fixtures. Real parts throughout: real PDFs, real Chroma, real models (MiniLM) and
-tiny random-weight Qwen3 stand-ins built once per session with the real Qwen3 tokenizer."""
+tiny random-weight Qwen3 stand-ins built once per session with the real Qwen3 tokenizer.
+Helpers that are not fixtures live in tests/support."""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from ingest import Ingestor
 from rag.config import Settings, load_settings
 
-PROJECT = Path(__file__).resolve().parent.parent
-OFFLINE_PROFILE = PROJECT / "configs" / "offline.yaml"
-# Read before the autouse fixture clears RAG_* variables.
-_SHARED_ENV = os.environ.get("RAG_SHARED_DIR")
-
-
-def shared_dir() -> Path | None:
-    for candidate in (_SHARED_ENV, PROJECT.parent / "shared"):
-        if candidate and (Path(candidate) / "corpus").is_dir():
-            return Path(candidate)
-    return None
+from .support.documents import FAQ, RUNBOOK
+from .support.processes import free_port, run_chroma, run_cli
+from .support.profiles import OFFLINE_PROFILE, offline_env, offline_settings, shared_dir
 
 
 @pytest.fixture(autouse=True)
@@ -52,15 +41,6 @@ def corpus(shared: Path) -> Path:
     return shared / "corpus"
 
 
-def offline_env(data_dir: Path) -> dict[str, str]:
-    """The environment that points `rag` (a subprocess) at the offline profile and `data_dir`."""
-    return {"RAG_CONFIG": str(OFFLINE_PROFILE), "RAG_DATA_DIR": str(data_dir)}
-
-
-def offline_settings(data_dir: Path, **environ: str) -> Settings:
-    return load_settings(OFFLINE_PROFILE, environ={"RAG_DATA_DIR": str(data_dir), **environ})
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return offline_settings(tmp_path / "index")
@@ -69,23 +49,36 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 (packaged on PyPI), loaded once."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding.local import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(load_settings(OFFLINE_PROFILE, environ={}).embedding)
     embedder.warm_up()
     return embedder
 
 
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, minilm) -> Path:
+    """A data dir holding a runbook, an FAQ and a policy, ingested with MiniLM (once per module)."""
+    data_dir = tmp_path_factory.mktemp("pipeline-index")
+    docs = data_dir / "docs"
+    docs.mkdir()
+    (docs / "runbook.md").write_text(RUNBOOK)
+    (docs / "faq.txt").write_text(FAQ)
+    (docs / "policy.md").write_text("# Passwords\n\nPasswords have at least twelve characters.\n")
+    Ingestor(offline_settings(data_dir), embedder=minilm).run([docs])
+    return data_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from rag.tiny_models import build_all
+    from .support.tiny_models import build_all
 
     return build_all(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_models: dict[str, Path]):
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding.local import SentenceTransformerEmbedder
 
     settings = load_settings(
         environ={"RAG_EMBEDDING__MODEL": str(tiny_models["embedding"]), "RAG_EMBEDDING__DEVICE": "cpu"}
@@ -116,42 +109,6 @@ def tiny_generator(tiny_models: dict[str, Path]):
     return generator
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-@contextmanager
-def run_chroma(path: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `chroma run` on 127.0.0.1:`port` keeping its data in `path`, stopped on exit."""
-    chroma = Path(sys.executable).with_name("chroma")
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-        try:
-            wait_for_port(port, process=process)
-            yield process
-        finally:
-            stop(process)
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[str]:
     """A real `chroma run` on 127.0.0.1, stopped at the end of the test."""
@@ -160,43 +117,12 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def stop(process: subprocess.Popen[Any], *, timeout: float = 20) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`rag ...` as a user runs it: a real subprocess."""
-    rag = Path(sys.executable).with_name("rag")
-    return subprocess.run(
-        [str(rag), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=PROJECT,
-    )
-
-
 @pytest.fixture(scope="session")
 def corpus_index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The whole test corpus (en + zh + nasty) ingested once with the offline profile by the real
     CLI, as a user would: returns the data dir and the --json report."""
-    import json
-
     data_dir = tmp_path_factory.mktemp("corpus-index")
-    result = run_cli(
-        "ingest",
-        "--json",
-        str(corpus),
-        env=offline_env(data_dir),
-        timeout=900,
-    )
+    result = run_cli("ingest", "--json", str(corpus), env=offline_env(data_dir), timeout=900)
     assert result.returncode == 3, result.stderr  # the nasty files fail, the rest succeed
     assert "Traceback" not in result.stderr, result.stderr
     return data_dir, json.loads(result.stdout)

@@ -16,10 +16,10 @@ from rag.config import VllmRerankSettings, load_settings
 from rag.pipeline import RagPipeline
 from rag.rerank import build_reranker
 
-from .conftest import free_port, offline_env, offline_settings, run_cli, wait_for_port
-from .fake_openai import FakeOpenAI
-from .loopback import serve, serve_asgi
-from .test_pipeline import index  # noqa: F401  (the module-scoped index fixture)
+from .support.fake_openai import FakeOpenAI
+from .support.loopback import serve, serve_asgi
+from .support.processes import free_port, run_cli, wait_for_port
+from .support.profiles import local_reranker_env, offline_env, offline_settings
 
 KEYS = json.dumps(
     [
@@ -33,7 +33,7 @@ READER = {"Authorization": "Bearer reader-default"}
 
 
 @pytest.fixture(scope="module")
-def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # noqa: F811
+def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:
     settings = offline_settings(
         index,
         RAG_API__KEYS=KEYS,
@@ -41,9 +41,7 @@ def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # 
         RAG_API__MAX_RERANK_DOCUMENTS="8",
         RAG_API__MAX_FILES_PER_UPLOAD="3",
         RAG_API__MAX_UPLOAD_MB="1",
-        RAG_RERANK__BACKEND="local",
-        RAG_RERANK__MODEL=str(tiny_models["reranker"]),
-        RAG_RERANK__DEVICE="cpu",
+        **local_reranker_env(tiny_models["reranker"]),
         RAG_GENERATE__MIN_RERANK_SCORE="0",  # the tiny model's scores mean nothing
     )
     pipeline = RagPipeline(settings, embedder=minilm)
@@ -53,7 +51,7 @@ def api(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # 
 
 
 @pytest.fixture(scope="module")
-def offline_api(index: Path, minilm) -> Iterator[str]:  # noqa: F811
+def offline_api(index: Path, minilm) -> Iterator[str]:
     """The offline profile as shipped (recall order, extractive answers): for answer quality."""
     settings = offline_settings(index, RAG_API__KEYS=KEYS)
     with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
@@ -111,9 +109,7 @@ def test_rerank_is_wire_compatible_and_our_vllm_client_works_against_it(api: str
     scores = [r["relevance_score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True) and body["results"][0]["document"]["text"]
     # Our own vllm backend, pointed at this endpoint, equals the local backend on the same model.
-    local_settings = load_settings(
-        environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
-    ).rerank
+    local_settings = load_settings(environ=local_reranker_env(tiny_models["reranker"])).rerank
     local = build_reranker(local_settings)
     texts = ["Printers jam.", "Error 809: the firewall blocks L2TP.", "第一条 数据安全"]
     expected = local.score("error 809", texts)
@@ -171,7 +167,9 @@ def test_rerank_without_a_reranker_says_so(offline_api: str) -> None:
     assert response.status_code == 503 and response.json()["error"]["code"] == "no_reranker"
 
 
-def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.slow
+@pytest.mark.server
+def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -188,7 +186,7 @@ def test_rag_serve_runs_the_api(index: Path, tmp_path: Path) -> None:  # noqa: F
         found = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "error 809"}, timeout=60)
         assert found.status_code == 200 and found.json()["passages"][0]["file"] == "runbook.md"
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200  # OpenAPI UI
-        # The same process, run again by itself with glibc's arenas capped (README, "Load").
+        # The same process, run again by itself with glibc's arenas capped (docs/reliability.md, memory).
         assert b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
     finally:
         server.terminate()
@@ -205,7 +203,7 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
 def test_upload_ask_list_delete_round_trip_with_a_real_pdf(
     offline_api: str,
     corpus: Path,
-    index: Path,  # noqa: F811
+    index: Path,
 ) -> None:
     api = offline_api
     writer = {"Authorization": "Bearer writer-uploads"}
@@ -320,7 +318,7 @@ def test_readiness_names_each_backend_and_metrics_count_requests(api: str, offli
     assert reranks is not None and int(reranks.group(1)) >= 1
 
 
-def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm) -> None:  # noqa: F811
+def test_readiness_fails_and_names_a_generator_that_is_down(index: Path, minilm) -> None:
     settings = offline_settings(
         index, RAG_GENERATE__BACKEND="openai", RAG_GENERATE__OPENAI__URL=f"http://127.0.0.1:{free_port()}/v1"
     )
@@ -393,7 +391,7 @@ def test_upload_limits(api: str) -> None:
     assert "never-made" not in names  # nothing was ingested, so nothing was created
 
 
-def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_generator) -> None:  # noqa: F811
+def test_a_slow_answer_does_not_block_other_requests(index: Path, minilm, tiny_generator) -> None:
     import threading
     import time
 
@@ -421,8 +419,7 @@ def test_the_whole_qwen3_path_with_tiny_stand_ins(tiny_models: dict[str, Path], 
             "RAG_DATA_DIR": str(tmp_path),
             "RAG_EMBEDDING__MODEL": str(tiny_models["embedding"]),
             "RAG_EMBEDDING__DEVICE": "cpu",
-            "RAG_RERANK__MODEL": str(tiny_models["reranker"]),
-            "RAG_RERANK__DEVICE": "cpu",
+            **local_reranker_env(tiny_models["reranker"]),
             "RAG_GENERATE__BACKEND": "local",
             "RAG_GENERATE__MODEL": str(tiny_models["generator"]),
             "RAG_GENERATE__DEVICE": "cpu",
@@ -445,3 +442,20 @@ def test_the_whole_qwen3_path_with_tiny_stand_ins(tiny_models: dict[str, Path], 
         assert answer["generator"] == "local" and answer["reranked"] == chunks >= 1 and answer["degraded"] == []
         assert {"embed", "recall", "rerank", "generate"} <= set(answer["timings"])
         assert all(0 <= c["rerank_score"] <= 1 for c in answer["citations"])
+
+
+def test_uploads_accept_every_text_format_the_cli_ingests(offline_api: str) -> None:
+    """One table of formats: `.text` and `.htm` upload as they ingest from the CLI."""
+    admin = {"X-API-Key": "admin-key"}
+    files = [
+        ("files", ("notes.text", b"The backup window is 02:00 to 04:00 every night.", "text/plain")),
+        ("files", ("page.htm", b"<h1>Printers</h1><p>Printer jams are cleared from tray 2.</p>", "text/html")),
+        ("files", ("guide.markdown", b"# Guide\n\nThe guest Wi-Fi password changes every Monday.", "text/markdown")),
+    ]
+    response = httpx.post(f"{offline_api}/v1/collections/formats-kb/documents", files=files, headers=admin, timeout=120)
+    assert response.status_code == 200, response.text
+    assert {o["file"]: o["status"] for o in response.json()["files"]} == {
+        "notes.text": "added",
+        "page.htm": "added",
+        "guide.markdown": "added",
+    }

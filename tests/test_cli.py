@@ -9,7 +9,8 @@ import pytest
 
 from rag.store import VectorStore
 
-from .conftest import offline_env, offline_settings, run_cli
+from .support.processes import run_cli
+from .support.profiles import offline_env, offline_settings
 
 NASTY_FAILURES = {
     "DERIVED_SP800-61rev2_truncated_60pct.pdf": "corrupt or truncated PDF",
@@ -55,6 +56,7 @@ class TestCorpusIngest:
         assert sorted(d["file_type"] for d in documents) == ["markdown"] + ["pdf"] * 15  # SOURCES.md too
 
 
+@pytest.mark.slow
 class TestCommands:
     def env(self, tmp_path: Path) -> dict[str, str]:
         return offline_env(tmp_path / "index")

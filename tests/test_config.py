@@ -7,7 +7,7 @@ import pytest
 from rag.config import load_settings
 from rag.errors import ConfigError
 
-from .conftest import OFFLINE_PROFILE, PROJECT
+from .support.profiles import OFFLINE_PROFILE, PROJECT
 
 
 class TestLoadSettings:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import PROJECT
+from .support.profiles import PROJECT
 
 COMPOSE = PROJECT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT / ".env.example"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT, offline_env, run_cli
-from .test_kill import assert_same_chunks, snapshot
+from .support.processes import run_cli
+from .support.profiles import PROJECT, offline_env
+from .support.store_state import assert_same_chunks, snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from rag.config import load_settings
-from rag.embedding import SentenceTransformerEmbedder, instruction_prompt
+from rag.embedding.local import SentenceTransformerEmbedder
 from rag.errors import ConfigError, ModelLoadError
-from rag.tiny_models import QWEN3_EMBEDDING_QUERY_PROMPT
+from rag.qwen3 import embedding_query_prompt
+
+from .support.tiny_models import QWEN3_EMBEDDING_QUERY_PROMPT
 
 TEXTS = [
     "short",
@@ -44,7 +46,7 @@ class TestQwen3EmbeddingPath:
 
     def test_instruction_overrides_the_prompt(self, tiny_embedder) -> None:
         task = "Given a legal question, retrieve the article that answers it"
-        assert instruction_prompt(task) == f"Instruct: {task}\nQuery:"
+        assert embedding_query_prompt(task) == f"Instruct: {task}\nQuery:"
         np.testing.assert_allclose(
             tiny_embedder.embed_query("数据出境", instruction=task),
             tiny_embedder.embed_documents([f"Instruct: {task}\nQuery:数据出境"])[0],

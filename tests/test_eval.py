@@ -14,7 +14,8 @@ from rag.evaluate.metrics import ir_metrics
 from rag.evaluate.run import evaluate_beir, evaluate_qa
 from rag.pipeline import RagPipeline
 
-from .conftest import OFFLINE_PROFILE, offline_env, offline_settings, run_cli
+from .support.processes import run_cli
+from .support.profiles import OFFLINE_PROFILE, local_reranker_env, offline_env, offline_settings
 
 QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}
 
@@ -55,6 +56,7 @@ def beir_slice(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestBeir:
+    @pytest.mark.slow
     def test_cli_reports_every_mode_writes_a_report_and_reuses_its_work(
         self, beir_slice: Path, tmp_path: Path, minilm
     ) -> None:
@@ -93,14 +95,13 @@ class TestBeir:
         assert not other["reused"] and other["encoding"]["encoded"] == 0
         assert other["encoding"]["cached"] == report["corpus"]
 
+    @pytest.mark.slow
     def test_the_rerank_stage_is_scored_with_a_qwen3_reranker(
         self, beir_slice: Path, tmp_path: Path, tiny_models, minilm
     ) -> None:
         settings = offline_settings(
             tmp_path / "ix",
-            RAG_RERANK__BACKEND="local",
-            RAG_RERANK__MODEL=str(tiny_models["reranker"]),
-            RAG_RERANK__DEVICE="cpu",
+            **local_reranker_env(tiny_models["reranker"]),
         )
         report = evaluate_beir(
             settings, beir_slice, ["hybrid"], limit=3, progress=False, pipeline=RagPipeline(settings, embedder=minilm)
@@ -116,6 +117,7 @@ class TestBeir:
         assert result.returncode == 2 and "is not a BEIR folder: corpus.jsonl is missing" in result.stderr
 
 
+@pytest.mark.slow
 def test_qa_set_over_the_corpus_hybrid_beats_dense_on_chinese(
     corpus_index, shared: Path, minilm, tmp_path: Path
 ) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import OFFLINE_PROFILE, PROJECT, free_port, run_chroma, stop
-from .test_ingest import RUNBOOK
-from .test_served import rag_serve
+from .support.documents import RUNBOOK
+from .support.processes import free_port, rag_serve, run_chroma, stop
+from .support.profiles import OFFLINE_PROFILE, PROJECT
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -35,7 +35,7 @@ QUESTION = "What does error 809 mean?"
 
 
 class Backend:
-    """tests/backend_process.py as a child process on a fixed port, so it can come back."""
+    """tests/support/backend_process.py as a child process on a fixed port, so it can come back."""
 
     def __init__(self, kind: str, model_dir: Path, log: Path) -> None:
         self.kind, self.model_dir, self.log = kind, model_dir, log
@@ -46,7 +46,7 @@ class Backend:
     def start(self) -> None:
         with self.log.open("a") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.backend_process", self.kind, str(self.model_dir), str(self.port)],
+                [sys.executable, "-m", "tests.support.backend_process", self.kind, str(self.model_dir), str(self.port)],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,

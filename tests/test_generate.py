@@ -17,9 +17,9 @@ from rag.generate.openai_http import OpenAIChatGenerator
 from rag.generate.prompt import NOT_FOUND_EN, NOT_FOUND_ZH, build_messages, cited_numbers, is_not_found
 from rag.types import Passage
 
-from .conftest import free_port
-from .fake_openai import FakeOpenAI
-from .loopback import serve
+from .support.fake_openai import FakeOpenAI
+from .support.loopback import serve
+from .support.processes import free_port
 
 
 def passage(text: str, file_name: str = "runbook.pdf", page: int | None = 3, heading: str = "VPN") -> Passage:
@@ -64,7 +64,7 @@ class TestPrompt:
 
 class TestExtractive:
     def generator(self, minilm, **settings: object) -> ExtractiveGenerator:
-        return ExtractiveGenerator(minilm, GenerateSettings(backend="extractive", **settings))  # type: ignore[arg-type]
+        return ExtractiveGenerator(GenerateSettings(backend="extractive", **settings), embedder=minilm)  # type: ignore[arg-type]
 
     def test_answers_with_the_supporting_sentence_cited(self, minilm) -> None:
         text = "".join(self.generator(minilm).stream("How long should I wait before escalating?", [SALES, ESCALATION]))

@@ -15,8 +15,8 @@ import pytest
 from ingest._parse import ParseLimits, parse_all
 from rag.errors import LoadError
 
-from .conftest import OFFLINE_PROFILE, PROJECT
-from .hostile_files import hostile_files, text_pdf
+from .support.hostile_files import hostile_files, text_pdf
+from .support.profiles import OFFLINE_PROFILE, PROJECT
 
 pytestmark = pytest.mark.slow
 

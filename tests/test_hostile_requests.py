@@ -23,9 +23,8 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from rag.api import create_app  # noqa: E402
 from rag.pipeline import RagPipeline  # noqa: E402
 
-from .conftest import offline_settings  # noqa: E402
-from .loopback import serve_asgi  # noqa: E402
-from .test_pipeline import index  # noqa: E402, F401  (the module-scoped index fixture)
+from .support.loopback import serve_asgi  # noqa: E402
+from .support.profiles import local_reranker_env, offline_settings  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -33,14 +32,12 @@ ADMIN = {"Authorization": "Bearer fuzz-admin"}
 
 
 @pytest.fixture(scope="module")
-def served(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:  # noqa: F811
+def served(index: Path, minilm, tiny_models: dict[str, Path]) -> Iterator[str]:
     """The whole path in one process: MiniLM recall, the tiny Qwen3 reranker, extractive answers."""
     settings = offline_settings(
         index,
         RAG_API__KEYS=json.dumps([{"key": "fuzz-admin", "role": "admin", "name": "fuzzer"}]),
-        RAG_RERANK__BACKEND="local",
-        RAG_RERANK__MODEL=str(tiny_models["reranker"]),
-        RAG_RERANK__DEVICE="cpu",
+        **local_reranker_env(tiny_models["reranker"]),
     )
     pipeline = RagPipeline(settings, embedder=minilm)
     pipeline.warm_up()
@@ -265,7 +262,7 @@ HOSTILE_BODIES = [
 )
 def test_hostile_bodies_are_refused_with_a_reason(
     served: str,
-    index: Path,  # noqa: F811
+    index: Path,
     route: str,
     body: bytes,
     content_type: str,

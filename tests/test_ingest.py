@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -11,39 +12,13 @@ import pytest
 
 from ingest import Ingestor
 from ingest.manifest import delete_document, document_id
+from ingest.uploads import UploadOutcome, UploadTooLarge, ingest_uploads, upload_folder
 from rag.config import Settings
-from rag.store import KnowledgeBase
 from rag.types import DocumentRecord
 
-from .conftest import offline_settings
-
-RUNBOOK = """# VPN runbook
-
-## Reset a token
-
-Open the self-service portal, choose *Tokens*, then *Reset*. The new token is valid for 90 days.
-
-## Error 809
-
-Error 809 means the firewall blocks L2TP. Ask the network team to open UDP 500 and 4500.
-"""
-
-FAQ = "Our standard plan costs 30 EUR per seat per month. Discounts start at 100 seats."
-
-
-def state(kb: KnowledgeBase) -> dict[str, tuple[np.ndarray, dict, str]]:
-    """ids -> (vector, metadata without the timestamp, text): what 'the same index' means."""
-    out = {}
-    for chunk_id, (vector, meta, text) in kb.export().items():
-        out[chunk_id] = (vector, {k: v for k, v in meta.items() if k != "ingested_at"}, text)
-    return out
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for key in a:
-        np.testing.assert_array_equal(a[key][0], b[key][0])
-        assert a[key][1:] == b[key][1:]
+from .support.documents import FAQ, RUNBOOK
+from .support.profiles import offline_settings
+from .support.store_state import assert_same_chunks, chunk_state
 
 
 @pytest.fixture
@@ -68,11 +43,11 @@ class TestIncremental:
         assert first.count("added") == 2 and first.exit_code == 0
         assert [Path(p).name for p in first.ignored] == ["logo.png"]
         kb = ingestor.store.open("default")
-        before = state(kb)
+        before = chunk_state(kb)
         second = ingestor.run([docs])
         assert second.count("unchanged") == 2 and second.count("added", "replaced") == 0
         assert second.embed_seconds == 0.0
-        assert_same_state(before, state(kb))
+        assert_same_chunks(before, chunk_state(kb))
 
     def test_chunk_metadata(self, ingestor: Ingestor, docs: Path) -> None:
         ingestor.run([docs])
@@ -175,11 +150,11 @@ class TestBadInput:
         shutil.copy(corpus / "zh" / "PRC_Data_Security_Law.pdf", target)
         ingestor.run([target])
         kb = ingestor.store.open("default")
-        before = state(kb)
+        before = chunk_state(kb)
         target.write_bytes(target.read_bytes()[:5000])  # an interrupted copy over the good file
         report = ingestor.run([target])
         assert report.outcomes[0].status == "failed" and "truncated" in report.outcomes[0].reason
-        assert_same_state(before, state(kb))
+        assert_same_chunks(before, chunk_state(kb))
 
     def test_password_option_opens_encrypted_pdf(self, ingestor: Ingestor, corpus: Path) -> None:
         report = ingestor.run([corpus / "nasty" / "pdfminer_aes-256.pdf"], pdf_password="foo")
@@ -193,7 +168,7 @@ class TestRecovery:
         clean = Ingestor(offline_settings(tmp_path / "clean"), embedder=ingestor.embedder)
         clean.run([docs])
         clean_chunks = clean.store.open("default").export()
-        expected = state(clean.store.open("default"))
+        expected = chunk_state(clean.store.open("default"))
 
         ingestor.run([docs / "runbook.md"])
         kb = ingestor.store.open("default")
@@ -235,7 +210,7 @@ class TestRecovery:
 
         report = ingestor.run([docs])
         assert sorted(report.recovered) == sorted([faq_id, runbook.doc_id])
-        assert_same_state(expected, state(kb))
+        assert_same_chunks(expected, chunk_state(kb))
 
 
 class TestServerMode:
@@ -248,3 +223,47 @@ class TestServerMode:
         kb = Ingestor(settings, embedder=minilm).store.open("default")
         hits = kb.query(minilm.embed_query("what does error 809 mean"), 3)
         assert hits[0].metadata["file_name"] == "runbook.md" and "809" in hits[0].text
+
+
+class TestUploads:
+    """The upload transaction without HTTP: what the upload route runs, from file objects."""
+
+    def test_a_replacement_that_fails_to_ingest_puts_the_earlier_file_back(
+        self, ingestor: Ingestor, corpus: Path, tmp_path: Path
+    ) -> None:
+        folder = upload_folder(ingestor.settings.data_dir, "default")
+        good = (corpus / "zh" / "PRC_Data_Security_Law.pdf").read_bytes()
+
+        def upload(*files: tuple[str, bytes]) -> list[UploadOutcome]:
+            return ingest_uploads(
+                [(name, io.BytesIO(data)) for name, data in files],
+                ingestor=ingestor,
+                collection="default",
+                folder=folder,
+                max_file_mb=50,
+            )
+
+        first = upload(("law.pdf", good), ("notes.text", "数据出境需要评估。".encode()))
+        assert [(o.file, o.status) for o in first] == [("law.pdf", "added"), ("notes.text", "added")]
+        before = chunk_state(ingestor.store.open("default"))
+        # A PDF by its magic, truncated: past the content check, refused by the parser.
+        again = upload(("law.pdf", good[:5000]), ("../x.exe", b"MZ"))
+        assert [(o.file, o.status) for o in again] == [("../x.exe", "failed"), ("law.pdf", "failed")]
+        assert "truncated" in again[1].reason and again[0].to_dict().keys() == {"file", "status", "reason"}
+        assert (folder / "law.pdf").read_bytes() == good  # the file the index still describes
+        assert sorted(p.name for p in folder.iterdir()) == ["law.pdf", "notes.text"]
+        assert_same_chunks(chunk_state(ingestor.store.open("default")), before)
+
+    def test_a_file_over_the_limit_refuses_the_whole_upload_and_keeps_nothing(
+        self, ingestor: Ingestor, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "uploads"
+        with pytest.raises(UploadTooLarge, match=r"big\.txt: over 0\.001 MB"):
+            ingest_uploads(
+                [("small.txt", io.BytesIO(b"fits")), ("big.txt", io.BytesIO(b"x" * 2000))],
+                ingestor=ingestor,
+                collection="default",
+                folder=folder,
+                max_file_mb=0.001,
+            )
+        assert list(folder.iterdir()) == []

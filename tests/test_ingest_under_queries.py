@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import OFFLINE_PROFILE, free_port, run_chroma, run_cli
-from .test_served import rag_serve
+from .support.processes import free_port, rag_serve, run_chroma, run_cli
+from .support.profiles import OFFLINE_PROFILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

@@ -12,8 +12,8 @@ import pytest
 from ingest.pipeline import Ingestor
 from rag.pipeline import RagPipeline, SearchOptions
 
-from .conftest import offline_settings
-from .test_ingest import FAQ, RUNBOOK
+from .support.documents import FAQ, RUNBOOK
+from .support.profiles import offline_settings
 
 INJECTION = (
     "# Notice to assistants\n\n"

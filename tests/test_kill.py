@@ -15,42 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chromadb.api.client import SharedSystemClient
 
 from ingest.manifest import document_id
-from rag.lexical.index import LexicalIndexes
-from rag.store import KnowledgeBase, VectorStore
 
-from .conftest import OFFLINE_PROFILE, PROJECT, offline_env, offline_settings, run_cli
+from .support.processes import run_cli
+from .support.profiles import OFFLINE_PROFILE, PROJECT, offline_env
+from .support.store_state import assert_same_chunks, bm25_snapshot, open_fresh, snapshot
 
 pytestmark = pytest.mark.slow
-
-
-def open_fresh(data_dir: Path) -> KnowledgeBase:
-    """Embedded Chroma caches a store per path in-process; another process has written since."""
-    SharedSystemClient.clear_system_cache()
-    return VectorStore(offline_settings(data_dir)).open("default")
-
-
-def snapshot(data_dir: Path, kb: KnowledgeBase | None = None) -> dict[str, tuple[np.ndarray, dict, str]]:
-    """Every chunk (committed or not) as (vector, metadata without the ingest time, text)."""
-    return {
-        cid: (vec, {k: v for k, v in meta.items() if k != "ingested_at"}, text)
-        for cid, (vec, meta, text) in (kb or open_fresh(data_dir)).export().items()
-    }
-
-
-def bm25_snapshot(data_dir: Path, kb: KnowledgeBase | None = None) -> dict[str, list[str]]:
-    settings = offline_settings(data_dir)
-    return LexicalIndexes(settings).get(kb or open_fresh(data_dir)).snapshot()
-
-
-def assert_same_chunks(actual: dict, expected: dict) -> None:
-    """The same chunk ids, vectors bit for bit, metadata and text."""
-    assert sorted(actual) == sorted(expected)
-    for chunk_id, (vector, meta, text) in expected.items():
-        np.testing.assert_array_equal(actual[chunk_id][0], vector)
-        assert actual[chunk_id][1:] == (meta, text)
 
 
 KILLS = 10

@@ -18,8 +18,8 @@ from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import document_filter, fuse, rrf, weighted
 from rag.types import DocumentRecord, Passage
 
-from .conftest import offline_settings
-from .test_ingest import FAQ, RUNBOOK
+from .support.documents import FAQ, RUNBOOK
+from .support.profiles import offline_settings
 
 
 class TestAnalyzer:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import load_document
+from ingest.loaders import FORMATS, SUFFIXES, format_of, load_document
+from ingest.uploads import safe_file_name
 from rag.errors import LoadError
 from rag.types import LoadedDocument
 
@@ -182,3 +183,33 @@ class TestOtherFormats:
         path.write_bytes(content)
         with pytest.raises(LoadError, match=reason):
             load(path)
+
+
+class TestFormatTable:
+    """One table of formats, read by the CLI's folder walk, the upload route and the parse worker."""
+
+    def test_every_suffix_maps_to_one_format_that_loads_it(self, tmp_path: Path) -> None:
+        assert tuple(sorted(s for fmt in FORMATS for s in fmt.suffixes)) == SUFFIXES
+        for fmt in FORMATS:
+            for suffix in fmt.suffixes:
+                assert format_of(f"x{suffix.upper()}") is fmt
+        assert format_of("x.exe") is None and format_of("README") is None
+
+    def test_content_is_checked_against_the_named_format(self) -> None:
+        pdf, docx, text = (format_of(name) for name in ("a.pdf", "a.docx", "a.text"))
+        assert pdf is not None and docx is not None and text is not None
+        assert pdf.content_problem(".pdf", b"\n%PDF-1.7 ...") is None
+        assert pdf.content_problem(".pdf", b"hello") == "named .pdf but is not a PDF"
+        assert docx.content_problem(".docx", b"PK\x03\x04...") is None
+        assert docx.content_problem(".docx", b"%PDF-") == "named .docx but is not a DOCX (zip) file"
+        assert text.content_problem(".text", "纯文本".encode()) is None
+        assert text.content_problem(".text", b"MZ\x00\x00") == "named .text but holds binary data"
+
+    def test_the_formats_that_can_expand_are_parsed_behind_the_fence(self) -> None:
+        assert {fmt.file_type for fmt in FORMATS if fmt.compressed} == {"pdf", "docx"}
+
+    def test_uploads_accept_exactly_the_formats_the_cli_ingests(self) -> None:
+        for suffix in SUFFIXES:
+            assert safe_file_name(f"../../notes{suffix}") == f"notes{suffix}"
+        with pytest.raises(ValueError, match="not accepted"):
+            safe_file_name("tool.exe")

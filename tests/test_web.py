@@ -19,8 +19,10 @@ import pytest
 from rag.api import create_app
 from rag.pipeline import RagPipeline
 
-from .conftest import PROJECT, offline_settings
-from .loopback import serve_asgi
+from .support.loopback import serve_asgi
+from .support.profiles import PROJECT, local_reranker_env, offline_settings
+
+pytestmark = pytest.mark.slow  # a browser and a served app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -43,9 +45,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], 
     and an extractive floor of 0 so that its arbitrary scores still leave something to cite."""
     settings = offline_settings(
         tmp_path_factory.mktemp("web"),
-        RAG_RERANK__BACKEND="local",
-        RAG_RERANK__MODEL=str(tiny_models["reranker"]),
-        RAG_RERANK__DEVICE="cpu",
+        **local_reranker_env(tiny_models["reranker"]),
         RAG_GENERATE__EXTRACTIVE_MIN_SIMILARITY="0",
         RAG_GENERATE__MIN_RERANK_SCORE="0",
         RAG_API__KEYS=json.dumps([{"key": ADMIN_KEY, "role": "admin", "name": "web-test"}]),

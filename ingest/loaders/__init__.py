@@ -1,52 +1,38 @@
-"""File -> LoadedDocument: one module per format, chosen by extension and checked by content."""
+"""File -> LoadedDocument: one module per format, each declaring its `FORMAT`, and the one table
+of formats that the CLI, the upload route and the parse worker all read. Adding a format is its
+module plus one entry in FORMATS (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from ingest.loaders.docx import load_docx
-from ingest.loaders.html import load_html
-from ingest.loaders.markdown import load_markdown
-from ingest.loaders.pdf import load_pdf
-from ingest.loaders.text import load_text
+from ingest.loaders import docx, html, markdown, pdf, text
+from ingest.loaders._format import FileFormat, LoadOptions
 from rag.errors import LoadError
 from rag.types import LoadedDocument
 
-FILE_TYPES: dict[str, str] = {
-    ".pdf": "pdf",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".txt": "text",
-    ".text": "text",
-    ".html": "html",
-    ".htm": "html",
-    ".docx": "docx",
-}
+FORMATS: tuple[FileFormat, ...] = (pdf.FORMAT, docx.FORMAT, markdown.FORMAT, html.FORMAT, text.FORMAT)
 
-_LOADERS: dict[str, Callable[[Path, bytes], LoadedDocument]] = {
-    "markdown": load_markdown,
-    "text": load_text,
-    "html": load_html,
-    "docx": load_docx,
-}
+_BY_SUFFIX = {suffix: fmt for fmt in FORMATS for suffix in fmt.suffixes}
+SUFFIXES: tuple[str, ...] = tuple(sorted(_BY_SUFFIX))
 
 
-def file_type_of(path: Path) -> str | None:
-    return FILE_TYPES.get(path.suffix.lower())
+def format_of(path: Path | str) -> FileFormat | None:
+    """The format a file's name says it is, or None for a type we do not read."""
+    return _BY_SUFFIX.get(Path(path).suffix.lower())
 
 
 def load_document(path: Path, data: bytes, *, pdf_password: str | None = None) -> LoadedDocument:
     """Parse one file's bytes. Raises LoadError with a one-line reason for anything unusable."""
-    file_type = file_type_of(path)
-    if file_type is None:
+    fmt = format_of(path)
+    if fmt is None:
         raise LoadError(path, f"unsupported file type {path.suffix or '(no extension)'!r}")
     if not data:
         raise LoadError(path, "empty file")
-    document = load_pdf(path, data, password=pdf_password) if file_type == "pdf" else _LOADERS[file_type](path, data)
+    document = fmt.load(path, data, LoadOptions(pdf_password=pdf_password))
     if not any(section.text.strip() for section in document.sections):
         raise LoadError(path, "no text in the file")
     return document
 
 
-__all__ = ["FILE_TYPES", "file_type_of", "load_document"]
+__all__ = ["FORMATS", "SUFFIXES", "FileFormat", "LoadOptions", "format_of", "load_document"]

@@ -7,6 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from ingest.loaders._format import FileFormat, LoadOptions, Signature
 from ingest.loaders._sections import Block, sections_from_blocks
 from rag.errors import LoadError
 from rag.types import LoadedDocument
@@ -16,7 +17,7 @@ _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
 _MAX_UNCOMPRESSED = 512 * 1024 * 1024
 
 
-def load_docx(path: Path, data: bytes) -> LoadedDocument:
+def load_docx(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -57,3 +58,13 @@ def load_docx(path: Path, data: bytes) -> LoadedDocument:
         else:
             blocks.append(Block(text))
     return LoadedDocument(path=str(path), file_type="docx", sections=sections_from_blocks(blocks), title=title)
+
+
+FORMAT = FileFormat(
+    "docx",
+    "DOCX",
+    (".docx",),
+    load_docx,
+    signature=Signature(b"PK\x03\x04", 0, "a DOCX (zip) file"),
+    compressed=True,
+)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bs4 import BeautifulSoup
-
+from ingest.loaders._format import FileFormat, LoadOptions
 from ingest.loaders._sections import Block, sections_from_blocks
 from ingest.loaders._text import decode_text
 from rag.types import LoadedDocument
@@ -15,7 +14,9 @@ _BLOCK_TAGS = ("p", "div", "li", "tr", "pre", "blockquote", "section", "article"
 _MARK = "\x00"  # never occurs in decoded HTML text
 
 
-def load_html(path: Path, data: bytes) -> LoadedDocument:
+def load_html(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(decode_text(path, data), "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_DROP):
@@ -37,3 +38,6 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
         else:
             blocks.append(Block(line))
     return LoadedDocument(path=str(path), file_type="html", sections=sections_from_blocks(blocks), title=title)
+
+
+FORMAT = FileFormat("html", "HTML", (".html", ".htm"), load_html)

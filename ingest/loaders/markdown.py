@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ingest.loaders._format import FileFormat, LoadOptions
 from ingest.loaders._sections import Block, sections_from_blocks
 from ingest.loaders._text import decode_text
 from rag.types import LoadedDocument
@@ -14,7 +15,7 @@ _SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def load_markdown(path: Path, data: bytes) -> LoadedDocument:
+def load_markdown(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
     lines = decode_text(path, data).replace("\r\n", "\n").split("\n")
     blocks: list[Block] = []
     paragraph: list[str] = []
@@ -48,3 +49,6 @@ def load_markdown(path: Path, data: bytes) -> LoadedDocument:
     sections = sections_from_blocks(blocks)
     title = next((b.text for b in blocks if b.level == 1), "")
     return LoadedDocument(path=str(path), file_type="markdown", sections=sections, title=title)
+
+
+FORMAT = FileFormat("markdown", "Markdown", (".md", ".markdown"), load_markdown)

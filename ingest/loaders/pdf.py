@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.loaders._format import FileFormat, LoadOptions, Signature
 from rag.errors import LoadError
 from rag.types import LoadedDocument, Section
 
@@ -40,7 +41,7 @@ class _Heading:
     title: str
 
 
-def load_pdf(path: Path, data: bytes, *, password: str | None = None) -> LoadedDocument:
+def load_pdf(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
     if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
         kind = "text" if _looks_like_text(data) else "binary data"
         raise LoadError(path, f"named .pdf but is not a PDF (the content is {kind})")
@@ -50,7 +51,7 @@ def load_pdf(path: Path, data: bytes, *, password: str | None = None) -> LoadedD
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
-            _decrypt(path, reader, password)
+            _decrypt(path, reader, options.pdf_password)
         page_count = len(reader.pages)
         raw_pages = [_extract(path, reader, i) for i in range(page_count)]
         outline = _outline_headings(reader)
@@ -279,3 +280,6 @@ def _looks_like_text(data: bytes) -> bool:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else "no detail"
+
+
+FORMAT = FileFormat("pdf", "PDF", (".pdf",), load_pdf, signature=Signature(b"%PDF-", 1024, "a PDF"), compressed=True)

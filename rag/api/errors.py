@@ -4,6 +4,7 @@ stack traces stay in the server log, next to the request id."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,6 +34,40 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 # A backend or the store is away: how long a client should wait before it tries again.
 _RETRY_AFTER_S = 2
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a client is told about an exception: the one mapping, for responses and streams alike."""
+
+    status: int
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
+def describe(exc: BaseException, request_id: str) -> Failure:
+    """The status, code and message for `exc`; what a client must not see stays in the server log."""
+    if isinstance(exc, ApiError):
+        return Failure(exc.status, exc.code, exc.message)
+    if isinstance(exc, CollectionNotFound):
+        # Not str(exc): that names the server's data folder, which is none of a client's business.
+        return Failure(404, "collection_not_found", f"no knowledge base named {exc.name!r}")
+    if isinstance(exc, ConfigError):
+        return Failure(400, "bad_request", str(exc))
+    if isinstance(exc, BackendError):
+        return Failure(503, "backend_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
+    if isinstance(exc, StoreUnavailable):
+        return Failure(503, "store_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
+    if isinstance(exc, RagError):
+        log.error("request %s failed: %s", request_id, exc)
+        return Failure(500, "internal_error", str(exc))
+    log.error("request %s failed", request_id, exc_info=exc)
+    return Failure(500, "internal_error", "internal error (see the server log)")
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "?"))
 
 
 def _response(
@@ -69,9 +104,9 @@ def _unreadable_body(cause: BaseException | None) -> str | None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return _response(request, exc.status, exc.code, exc.message)
+    async def _described(request: Request, exc: Exception) -> JSONResponse:
+        failure = describe(exc, request_id_of(request))
+        return _response(request, failure.status, failure.code, failure.message, retry_after=failure.retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,29 +121,5 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return _response(request, exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(CollectionNotFound)
-    async def _no_collection(request: Request, exc: CollectionNotFound) -> JSONResponse:
-        # Not str(exc): that names the server's data folder, which is none of a client's business.
-        return _response(request, 404, "collection_not_found", f"no knowledge base named {exc.name!r}")
-
-    @app.exception_handler(ConfigError)
-    async def _config(request: Request, exc: ConfigError) -> JSONResponse:
-        return _response(request, 400, "bad_request", str(exc))
-
-    @app.exception_handler(BackendError)
-    async def _backend(request: Request, exc: BackendError) -> JSONResponse:
-        return _response(request, 503, "backend_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return _response(request, 503, "store_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
-
-    @app.exception_handler(RagError)
-    async def _rag(request: Request, exc: RagError) -> JSONResponse:
-        log.error("request %s failed: %s", getattr(request.state, "request_id", "?"), exc)
-        return _response(request, 500, "internal_error", str(exc))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request %s failed", getattr(request.state, "request_id", "?"))
-        return _response(request, 500, "internal_error", "internal error (see the server log)")
+    for family in (ApiError, RagError, Exception):
+        app.add_exception_handler(family, _described)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from rag.config import RecallMode
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape one ("\\ud800"); it is not text
 
@@ -66,7 +68,7 @@ class QueryOptions(_Body):
     filters: dict[str, str | list[str]] | None = Field(
         default=None, description='e.g. {"file": "a.pdf", "file_type": ["pdf", "docx"]}'
     )
-    recall_mode: Literal["dense", "bm25", "hybrid"] | None = Field(
+    recall_mode: RecallMode | None = Field(
         default=None, description="Recall by vectors, BM25, or both fused (default: recall.mode)."
     )
 

@@ -14,19 +14,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
-from rag.api.auth import KeyRing
-from rag.api.deps import Pipeline, PresentedKey
-from rag.api.errors import ApiError, check_length, error_body
+from rag.api.deps import AppMetrics, AppSettings, Pipeline, Reader, in_body, require
+from rag.api.errors import ApiError, check_length, request_id_of
 from rag.api.models import JsonBody
-from rag.api.ops import Metrics
-from rag.config import Settings
-from rag.errors import RagError
+from rag.api.streaming import event_stream
 from rag.types import Answer
+
+router = APIRouter(tags=["openai"])
 
 
 class ChatMessage(BaseModel):
@@ -58,49 +57,75 @@ def question_of(body: ChatRequest) -> str:
     raise ApiError(422, "invalid_request", "messages: no user message with text")
 
 
-def chat_router(settings: Settings, keys: KeyRing, metrics: Metrics) -> APIRouter:
-    router = APIRouter(tags=["openai"])
+@router.get("/v1/models")
+async def models(pipeline: Pipeline, caller: Reader) -> dict[str, Any]:
+    """The collections this key may ask, as OpenAI models."""
+    names = await run_in_threadpool(pipeline.store.list_knowledge_bases)
+    visible = [n for n in names if caller.may("read", n)]
+    return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rag-kb"} for n in visible]}
 
-    @router.get("/v1/models")
-    async def models(pipeline: Pipeline, key: PresentedKey) -> dict[str, Any]:
-        """The collections this key may ask, as OpenAI models."""
-        principal = keys.principal(key)
-        names = await run_in_threadpool(pipeline.store.list_knowledge_bases)
-        visible = [n for n in names if principal.may("read", n)]
-        return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rag-kb"} for n in visible]}
 
-    @router.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(
-        body: ChatRequest, pipeline: Pipeline, key: PresentedKey
-    ) -> dict[str, Any] | StreamingResponse:
-        collection = body.model
-        keys.authorize(key, "read", collection)
-        question = question_of(body)
-        check_length(question, settings.api.max_question_chars, "question")
-        await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        if not body.stream:
-            answer = await run_in_threadpool(pipeline.ask, question, collection=collection)
-            metrics.observe(answer)
-            return {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": collection,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                **_extras(answer),
-            }
-        events = pipeline.ask_stream(question, collection=collection)
-        chunks = _chunks(events, completion_id, created, collection, metrics)
-        return StreamingResponse(
-            iterate_in_threadpool(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+@router.post("/v1/chat/completions", response_model=None, dependencies=[require("read", collection=in_body("model"))])
+async def chat_completions(
+    body: ChatRequest, request: Request, pipeline: Pipeline, settings: AppSettings, metrics: AppMetrics
+) -> dict[str, Any] | StreamingResponse:
+    collection = body.model
+    question = question_of(body)
+    check_length(question, settings.api.max_question_chars, "question")
+    await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if not body.stream:
+        answer = await run_in_threadpool(pipeline.ask, question, collection=collection)
+        metrics.observe(answer)
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": collection,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            **_extras(answer),
+        }
+    events = pipeline.ask_stream(question, collection=collection)
+    return event_stream(
+        events, ChatChunks(completion_id, created, collection), metrics=metrics, request_id=request_id_of(request)
+    )
 
-    return router
+
+class ChatChunks:
+    """OpenAI's streamed chat.completion.chunk objects, the sources on the last one, then [DONE]."""
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self.completion_id, self.created, self.model = completion_id, created, model
+
+    def _chunk(self, delta: dict[str, Any], finish: Literal["stop"] | None = None, **extra: Any) -> str:
+        body = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return _data(body)
+
+    def opening(self) -> Iterator[str]:
+        yield self._chunk({"role": "assistant", "content": ""})
+
+    def delta(self, text: str) -> str:
+        return self._chunk({"content": text})
+
+    def answer(self, answer: Answer) -> str:
+        return self._chunk({}, "stop", **_extras(answer))
+
+    def error(self, body: dict[str, object]) -> str:
+        return _data(body)
+
+    def closing(self) -> Iterator[str]:
+        yield "data: [DONE]\n\n"
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
@@ -112,28 +137,5 @@ def _extras(answer: Answer) -> dict[str, Any]:
     }
 
 
-def _chunks(
-    events: Iterator[str | Answer], completion_id: str, created: int, model: str, metrics: Metrics
-) -> Iterator[str]:
-    def chunk(delta: dict[str, Any], finish: Literal["stop"] | None = None, **extra: Any) -> str:
-        body = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    try:
-        for event in events:
-            if isinstance(event, Answer):
-                metrics.observe(event)
-                yield chunk({}, "stop", **_extras(event))
-            else:
-                yield chunk({"content": event})
-    except RagError as exc:
-        yield f"data: {json.dumps(error_body('backend_unavailable', str(exc)))}\n\n"
-    yield "data: [DONE]\n\n"
+def _data(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

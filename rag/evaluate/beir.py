@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rag.backends import NO_RERANKER
 from rag.config import RecallMode
 from rag.evaluate.cache import CachedEncoder
 from rag.evaluate.data import BeirSet
@@ -113,7 +114,7 @@ def run_queries(
         staged = run_stages(pipeline, kb, text, options)
         run.recalled[qid] = [p.chunk_id for p in staged.recalled]
         run.reranked[qid] = [p.chunk_id for p in staged.ranked]
-        run.notes.update(staged.notes)
+        run.notes.update(staged.rerank.notes)
         run.latencies.add(staged.timings)
     return run
 
@@ -123,7 +124,7 @@ def summarize(run: ModeRun, data: BeirSet) -> dict[str, Any]:
         "mode": run.mode,
         "reranker": run.reranker,
         "recall": ir_metrics(data.qrels, run.recalled),
-        "reranked": ir_metrics(data.qrels, run.reranked) if run.reranker != "none" else None,
+        "reranked": ir_metrics(data.qrels, run.reranked) if run.reranker != NO_RERANKER else None,
         "latency_ms": run.latencies.summary_ms(),
         "notes": sorted(run.notes),
     }

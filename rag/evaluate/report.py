@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from rag.backends import NO_RERANKER
 from rag.evaluate.metrics import CURVE_DEPTHS, METRICS
 
 STAGE_ORDER = ("embed", "recall", "rerank", "generate")
@@ -31,7 +32,7 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for run in report["runs"]:
         for group, figures in run["groups"].items():
             for stage in ("recall", "reranked"):
-                if stage == "reranked" and run["reranker"] == "none":
+                if stage == "reranked" and run["reranker"] == NO_RERANKER:
                     continue
                 refused = figures["refused_unanswerable"]
                 rows.append(
@@ -129,7 +130,7 @@ def _curves(report: dict[str, Any]) -> list[tuple[str, list[float], bool]]:
             reranked = None if run["reranked"] is None else [run["reranked"][f"curve@{k}"] for k in CURVE_DEPTHS]
         else:
             curve = run["groups"]["all"]["curve"]
-            recall, reranked = curve["recall"], None if run["reranker"] == "none" else curve["reranked"]
+            recall, reranked = curve["recall"], None if run["reranker"] == NO_RERANKER else curve["reranked"]
         out.append((f"{run['mode']} recall", recall, False))
         if reranked is not None:
             out.append((f"{run['mode']} reranked", reranked, True))

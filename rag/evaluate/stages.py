@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from rag.evaluate.metrics import percentiles
-from rag.pipeline import RagPipeline, SearchOptions
+from rag.pipeline import RagPipeline, RerankResult, SearchOptions
 from rag.store import KnowledgeBase
 from rag.types import Passage, SearchResult
 
@@ -16,14 +16,17 @@ class Staged:
     recalled: list[Passage]
     ranked: list[Passage]  # reranked order, then what the reranker did not score in recall order
     timings: dict[str, float]
-    degraded: tuple[str, ...]
-    notes: tuple[str, ...]
-    reranked: int
+    rerank: RerankResult
 
     def result(self, top_n: int) -> SearchResult:
         """What `search` would have returned: the top-n an answer reads."""
         return SearchResult(
-            self.query, tuple(self.ranked[:top_n]), self.timings, self.degraded, self.notes, self.reranked
+            query=self.query,
+            passages=tuple(self.ranked[:top_n]),
+            timings=self.timings,
+            degraded=self.rerank.degraded,
+            notes=self.rerank.notes,
+            reranked=self.rerank.reranked,
         )
 
 
@@ -33,10 +36,10 @@ def run_stages(pipeline: RagPipeline, kb: KnowledgeBase, query: str, options: Se
     instruction = options.instruction if options.instruction is not None else kb.instruction
     # Rerank and keep every candidate, not only the top-n an answer reads.
     everything = replace(options, top_n=max(1, len(recalled)), instruction=instruction)
-    head, degraded, notes, reranked = pipeline.rerank(query, recalled, everything, timings)
-    seen = {p.chunk_id for p in head}
-    ranked = head + [p for p in recalled if p.chunk_id not in seen]
-    return Staged(query, recalled, ranked, timings, degraded, notes, reranked)
+    reranked = pipeline.rerank(query, recalled, everything, timings)
+    seen = {p.chunk_id for p in reranked.passages}
+    ranked = reranked.passages + [p for p in recalled if p.chunk_id not in seen]
+    return Staged(query, recalled, ranked, timings, reranked)
 
 
 @dataclass

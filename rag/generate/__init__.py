@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from rag.backends import GENERATORS, Backend, backend_class
 from rag.config import GenerateSettings
-from rag.errors import ConfigError
 from rag.types import Passage
 
 if TYPE_CHECKING:
@@ -19,31 +19,17 @@ if TYPE_CHECKING:
 
 
 @runtime_checkable
-class Generator(Protocol):
-    name: str
-
-    def warm_up(self) -> None: ...
+class Generator(Backend, Protocol):
+    """A backend's constructor takes the `GenerateSettings` and, by keyword, the pipeline's
+    `embedder` (the extractive backend answers with it; the others ignore it)."""
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]: ...
 
-    def close(self) -> None: ...
-
 
 def build_generator(settings: GenerateSettings, *, embedder: Embedder) -> Generator:
-    """A closed set of backends mapped in code; configuration never names an import path."""
-    if settings.backend == "extractive":
-        from rag.generate.extractive import ExtractiveGenerator
-
-        return ExtractiveGenerator(embedder, settings)
-    if settings.backend == "openai":
-        from rag.generate.openai_http import OpenAIChatGenerator
-
-        return OpenAIChatGenerator(settings)
-    if settings.backend == "local":
-        from rag.generate.local import LocalGenerator
-
-        return LocalGenerator(settings)
-    raise ConfigError(f"unknown generate backend {settings.backend!r}")
+    """The configured backend, not yet warmed up."""
+    generator: Generator = backend_class(GENERATORS[settings.backend])(settings, embedder=embedder)
+    return generator
 
 
 __all__ = ["Generator", "build_generator"]

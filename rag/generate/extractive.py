@@ -16,6 +16,7 @@ import numpy as np
 
 from rag.config import GenerateSettings
 from rag.embedding import Embedder
+from rag.generate import Generator
 from rag.generate._language import is_chinese, sentences
 from rag.generate.prompt import not_found_text
 from rag.types import Passage
@@ -35,19 +36,21 @@ class Extract:
     score: float
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(Generator):
+    """No model of its own: it reads with the pipeline's embedder."""
+
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, settings: GenerateSettings) -> None:
+    def __init__(self, settings: GenerateSettings, *, embedder: Embedder) -> None:
         self.embedder = embedder
+        self.model_name = embedder.model_name
+        self.device = ""
         self.max_sentences = settings.extractive_sentences
         self.min_similarity = settings.extractive_min_similarity
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
-
-    def close(self) -> None:
-        pass
+        self.device = self.embedder.device
 
     def select(self, question: str, passages: Sequence[Passage]) -> list[Extract]:
         """The best sentences, most similar first, one copy each (overlapping chunks repeat text).

@@ -9,24 +9,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rag._models import CPU_HEAVY_PARAMETERS, loading, preferred_dtype, prepare_local_model
+from rag._models import loading, preferred_dtype, prepare_local_model
+from rag.backends import gpu_model_on_cpu
 from rag.config import GenerateSettings
 from rag.errors import BackendError
+from rag.generate import Generator
 from rag.generate.prompt import build_messages
 from rag.types import Passage
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
 _GENERATION_TIMEOUT_S = 600.0  # between two tokens: only a wedged model gets near it
 
 
-class LocalGenerator:
+class LocalGenerator(Generator):
     name = "local"
 
-    def __init__(self, settings: GenerateSettings) -> None:
+    def __init__(self, settings: GenerateSettings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
+        self.model_name = settings.model
         self._model: Any = None
         self._tokenizer: Any = None
         self.device = ""
@@ -45,13 +51,9 @@ class LocalGenerator:
             model = model.to(device).eval()
         self._tokenizer, self._model, self.device = tokenizer, model, device
         self.parameter_count = int(sum(p.numel() for p in model.parameters()))
-        if device == "cpu" and self.parameter_count > CPU_HEAVY_PARAMETERS:
-            log.warning(
-                "generator %s (%.0fM parameters) runs on the CPU: expect a few tokens per second; "
-                "use a GPU or a served model (generate.backend: openai)",
-                self.settings.model,
-                self.parameter_count / 1e6,
-            )
+        slow = gpu_model_on_cpu(self)
+        if slow:
+            log.warning("%s; answers will come a few tokens per second", slow)
 
     def close(self) -> None:
         self._model = self._tokenizer = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import EventSource
@@ -19,17 +19,24 @@ from httpx_sse import EventSource
 from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import GenerateSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from rag.generate import Generator
 from rag.generate.prompt import build_messages
 from rag.types import Passage
 
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
-class OpenAIChatGenerator(HttpBackend):
+
+class OpenAIChatGenerator(HttpBackend, Generator):
     name = "openai"
 
-    def __init__(self, settings: GenerateSettings, *, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, settings: GenerateSettings, *, embedder: Embedder | None = None, client: httpx.Client | None = None
+    ) -> None:
         super().__init__(client)
         self.settings = settings
         self.openai = settings.openai
+        self.model_name = settings.openai.model
         self.who = f"generator at {self.openai.url}"
 
     def _new_client(self) -> httpx.Client:

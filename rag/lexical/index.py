@@ -5,8 +5,8 @@ Chroma stays the only source of truth. This index is derived from it and can alw
   `<folder>/<doc_id>.<version>.a<analyzer>.json`, written atomically (temporary file + rename), so
   a killed process leaves at worst an unused file, never a half-written one;
 - `refresh()` compares the manifest's committed versions with what the index holds, reads the
-  chunks of any new version back from Chroma, analyses them, and rebuilds the BM25 matrix (bm25s
-  indexes ~100k chunks a second from terms); versions no longer committed drop out;
+  chunks of any new version back from Chroma, analyses them, and rebuilds the BM25 matrix (cheap
+  from terms: no re-analysis); versions no longer committed drop out;
 - the ingestion calls `refresh(prune=True)` after every run, under its writer lock, so the first
   query after an ingest pays nothing; a query refreshes too, so a process that did not ingest
   (another API worker, served mode) still sees what was committed.

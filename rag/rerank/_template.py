@@ -8,7 +8,7 @@ Only the body is ever truncated (its end, i.e. the document's tail); prefix and 
 
 from __future__ import annotations
 
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+from rag.qwen3 import DEFAULT_TASK
 
 SYSTEM = (
     "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
@@ -20,7 +20,7 @@ YES, NO = "yes", "no"
 
 
 def body(query: str, document: str, instruction: str | None = None) -> str:
-    return f"<Instruct>: {instruction or DEFAULT_INSTRUCTION}\n<Query>: {query}\n<Document>: {document}"
+    return f"<Instruct>: {instruction or DEFAULT_TASK}\n<Query>: {query}\n<Document>: {document}"
 
 
 def render(query: str, document: str, instruction: str | None = None) -> str:
@@ -32,7 +32,7 @@ def render(query: str, document: str, instruction: str | None = None) -> str:
 # ({"role": "query"}, {"role": "document"}, and the instruction as an optional system message),
 # for CrossEncoder on a Qwen3-Reranker folder whose own template knows only system/user/assistant.
 CHAT_TEMPLATE = (
-    "{%- set ns = namespace(instruction='" + DEFAULT_INSTRUCTION + "', query='', document='') -%}"
+    "{%- set ns = namespace(instruction='" + DEFAULT_TASK + "', query='', document='') -%}"
     "{%- for message in messages -%}"
     "{%- if message.role == 'system' -%}{%- set ns.instruction = message.content -%}"
     "{%- elif message.role == 'query' -%}{%- set ns.query = message.content -%}"

@@ -12,14 +12,16 @@ from typing import Any
 
 from rag._models import loading, preferred_dtype, prepare_local_model
 from rag.config import RerankSettings
-from rag.rerank import _template
+from rag.rerank import Reranker, _template
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(Reranker):
     name = "cross-encoder"
 
     def __init__(self, settings: RerankSettings) -> None:
         self.settings = settings
+        self.model_name = settings.model
+        self.device = ""
         self._model: Any = None
         self._causal = False
 
@@ -41,6 +43,8 @@ class CrossEncoderReranker:
                 model_kwargs={"dtype": preferred_dtype(device)},
                 processor_kwargs=processor_kwargs,
             )
+        self.device = device
+        self.parameter_count = int(sum(p.numel() for p in self._model.model.parameters()))
 
     def close(self) -> None:
         self._model = None

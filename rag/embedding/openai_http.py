@@ -19,15 +19,19 @@ import numpy as np
 
 from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import EmbeddingSettings
-from rag.embedding import QWEN3_DEFAULT_TASK, counting, instruction_prompt
+from rag.embedding import Embedder
+from rag.embedding._tokens import counting
 from rag.errors import BadBackendResponse, ConfigError
+from rag.qwen3 import DEFAULT_TASK, embedding_query_prompt, qwen3_tokenizer_dir
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 8192
 
 
-class OpenAIEmbedder(HttpBackend):
+class OpenAIEmbedder(HttpBackend, Embedder):
+    name = "openai"
+
     def __init__(self, settings: EmbeddingSettings, *, client: httpx.Client | None = None) -> None:
         super().__init__(client)
         self.settings = settings
@@ -36,7 +40,6 @@ class OpenAIEmbedder(HttpBackend):
         self.who = f"embedder at {self.openai.url}"
         self._dimension = self.openai.dimension
         self._counter: Any = None
-        self.device = "remote"
 
     def _new_client(self) -> httpx.Client:
         return httpx.Client(
@@ -59,9 +62,9 @@ class OpenAIEmbedder(HttpBackend):
     @property
     def query_prompt(self) -> str:
         if self.settings.query_instruction:
-            return instruction_prompt(self.settings.query_instruction)
+            return embedding_query_prompt(self.settings.query_instruction)
         if "qwen3-embedding" in self.model_name.lower():
-            return instruction_prompt(QWEN3_DEFAULT_TASK)
+            return embedding_query_prompt(DEFAULT_TASK)
         return ""
 
     def health(self) -> None:
@@ -81,7 +84,7 @@ class OpenAIEmbedder(HttpBackend):
         return np.concatenate([self._embed(list(texts[i : i + step])) for i in range(0, len(texts), step)])
 
     def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray:
-        prompt = instruction_prompt(instruction) if instruction else self.query_prompt
+        prompt = embedding_query_prompt(instruction) if instruction else self.query_prompt
         return self._embed([prompt + text])[0]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -114,8 +117,6 @@ def _load_tokenizer(tokenizer: str | None, model: str) -> Any:
                 f"embedding.openai.tokenizer is needed to count tokens for {model!r} "
                 "(a tokenizer.json file or a folder holding one)"
             )
-        from rag.tiny_models import qwen3_tokenizer_dir
-
         path = qwen3_tokenizer_dir() / "tokenizer.json"
     else:
         path = Path(tokenizer).expanduser()

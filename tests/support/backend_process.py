@@ -16,15 +16,14 @@ from rag.config import load_settings
 from .fake_openai import FakeOpenAI
 from .fake_vllm import FakeVllm
 from .loopback import Reply, serve
+from .profiles import local_reranker_env
 
 
 def build(kind: str, model_dir: str) -> FakeVllm | FakeOpenAI:
     if kind == "reranker":
         from rag.rerank import build_reranker
 
-        reranker = build_reranker(
-            load_settings(environ={"RAG_RERANK__MODEL": model_dir, "RAG_RERANK__DEVICE": "cpu"}).rerank
-        )
+        reranker = build_reranker(load_settings(environ=local_reranker_env(model_dir)).rerank)
         reranker.warm_up()
         return FakeVllm.around(reranker)
     from rag.generate.local import LocalGenerator
