@@ -39,26 +39,29 @@ class ParseLimits:
     memory_mb: int = 2048  # address space of a parse worker
 
 
-def _start_worker(memory_mb: int) -> None:
+def _start_worker(memory_mb: int, parent: int) -> None:
     """Worker initializer: cap the address space (a decompression bomb raises MemoryError here
-    instead of swapping the machine), and never outlive the ingest."""
+    instead of swapping the machine), and never outlive the ingest (process `parent`)."""
     cap = memory_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
-def _die_with_parent() -> None:
-    """A parse worker must not outlive an ingest killed with SIGKILL."""
-    parent = os.getppid()
+def _die_with_parent(parent: int) -> None:
+    """A parse worker must not outlive an ingest killed with SIGKILL. `parent` is the ingest's pid as
+    the ingest saw it: read here instead, it would already be init's if the ingest died while this
+    worker was starting, and the worker would live on, waiting for work that never comes."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0 and os.getppid() == parent:
-            return
+        armed = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
     except (OSError, AttributeError):
-        pass
+        armed = False  # not Linux
+    if os.getppid() != parent:  # the ingest died before the signal was armed
+        os._exit(1)
+    if armed:
+        return
 
-    def watch() -> None:  # where prctl is missing (not Linux): poll for the parent
+    def watch() -> None:  # where prctl is missing: poll for the parent
         while os.getppid() == parent:
             time.sleep(1.0)
         os._exit(1)
@@ -99,7 +102,10 @@ def parse_all(
 
     def new_pool() -> ProcessPoolExecutor:
         started = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(limits.memory_mb,)
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(limits.memory_mb, os.getpid()),
         )
         # Wait out the worker's start-up here, so a file's time fence measures its parse alone.
         started.submit(os.getpid).result(timeout=_START_UP_S)

@@ -125,3 +125,22 @@ def test_a_file_past_the_parse_memory_fence_fails_alone(hostile_dir: Path, tmp_p
     assert "backup tapes" in fenced[small].sections[0].text  # type: ignore[union-attr]
     # Under the default fence the same 50 MB file parses: the cap, not the file, failed it.
     assert not isinstance(dict(parse_all(paths[:1], pdf_password=None, workers=1))[paths[0]], LoadError)
+
+
+def test_a_parse_worker_whose_ingest_died_while_it_started_exits() -> None:
+    """The worker checks for the ingest by the pid the ingest gave it: started for a process that is
+    gone (pid 1 stands for it: it is not the worker's parent), it exits at once instead of waiting
+    forever; started for its real parent, it stays."""
+    code = (
+        "import sys, time; from ingest._parse import _start_worker; "
+        "_start_worker(512, int(sys.argv[1])); time.sleep(60)"
+    )
+    orphan = subprocess.run([sys.executable, "-c", code, "1"], cwd=PROJECT, timeout=30)
+    assert orphan.returncode == 1
+    child = subprocess.Popen([sys.executable, "-c", code, str(os.getpid())], cwd=PROJECT)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+    finally:
+        child.kill()
+        child.wait()

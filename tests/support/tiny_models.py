@@ -36,6 +36,8 @@ def _tokenizer(*, append_eos: bool) -> Any:
 # the real cost with random weights.
 QWEN3_0_6B_SHAPE = {"layers": 28, "hidden": 1024, "heads": 16, "kv_heads": 8, "intermediate": 3072, "head_dim": 128}
 TINY_SHAPE = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "head_dim": 16}
+# vLLM's CPU attention refuses head_dim 16: its stand-ins use 32 (real Qwen3-0.6B models use 128).
+VLLM_TINY_SHAPE = {"layers": 2, "hidden": 64, "heads": 2, "kv_heads": 1, "intermediate": 128, "head_dim": 32}
 
 
 def _config(
@@ -101,15 +103,15 @@ def build_causal_lm(out: Path, *, seed: int = 1, shape: dict[str, int] | None = 
     return out
 
 
-def build_all(outdir: Path) -> dict[str, Path]:
+def build_all(outdir: Path, *, shape: dict[str, int] | None = None) -> dict[str, Path]:
     from rag._models import quiet_model_loading
 
     quiet_model_loading()
     outdir.mkdir(parents=True, exist_ok=True)
     return {
-        "embedding": build_embedding(outdir / "qwen3-embedding-tiny"),
-        "reranker": build_causal_lm(outdir / "qwen3-reranker-tiny", seed=1),
-        "generator": build_causal_lm(outdir / "qwen3-generator-tiny", seed=2),
+        "embedding": build_embedding(outdir / "qwen3-embedding-tiny", shape=shape),
+        "reranker": build_causal_lm(outdir / "qwen3-reranker-tiny", seed=1, shape=shape),
+        "generator": build_causal_lm(outdir / "qwen3-generator-tiny", seed=2, shape=shape),
     }
 
 
