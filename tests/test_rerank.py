@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import RerankSettings, load_settings
-from rag.qwen3 import qwen3_tokenizer_dir
+from rag.qwen3 import DEFAULT_TASK, qwen3_tokenizer_dir
 from rag.rerank import Reranker, _template, build_reranker
 
 from .support.documents import PASSAGES
@@ -65,6 +65,14 @@ class TestTemplate:
             messages[1:], chat_template=_template.CHAT_TEMPLATE, tokenize=False
         )
         assert without_instruction == _template.render("数据出境需要什么？", "第三十六条 ……")
+        # vLLM passes a request's instruction as a template variable (chat_template_kwargs); it wins.
+        from_request = tokenizer.apply_chat_template(
+            messages, chat_template=_template.CHAT_TEMPLATE, tokenize=False, instruction="Find IT fixes"
+        )
+        assert from_request == _template.render("数据出境需要什么？", "第三十六条 ……", "Find IT fixes")
+
+    def test_the_shipped_template_file_defaults_to_the_one_default_task(self) -> None:
+        assert f"'{DEFAULT_TASK}'" in _template.TEMPLATE_FILE.read_text(encoding="utf-8")
 
 
 def tiny_settings(tiny_models: dict[str, Path], **changes: object) -> RerankSettings:

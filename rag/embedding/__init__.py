@@ -13,6 +13,7 @@ import numpy as np
 
 from rag.backends import EMBEDDERS, Backend, backend_class
 from rag.config import EmbeddingSettings
+from rag.qwen3 import DEFAULT_TASK, embedding_query_prompt
 
 
 @runtime_checkable
@@ -39,6 +40,21 @@ class Embedder(Backend, Protocol):
     def embed_query(self, text: str, *, instruction: str | None = None) -> np.ndarray:
         """One query's vector; `instruction` replaces the configured task for this query."""
         ...
+
+    def query_tokens(self, text: str) -> int | None:
+        """The tokens the model read for this query as the embedder sends it, as a served model
+        reports them (usage.prompt_tokens); None where nothing outside us counts them."""
+        return None
+
+
+def chosen_query_prompt(settings: EmbeddingSettings) -> str | None:
+    """The query prompt the settings ask for, or None when they leave it to the model (`auto`
+    without an instruction): then an in-process model's own "query" prompt decides."""
+    if settings.query_format == "plain":
+        return ""
+    if settings.query_format == "qwen3" or settings.query_instruction:
+        return embedding_query_prompt(settings.query_instruction or DEFAULT_TASK)
+    return None
 
 
 def build_embedder(settings: EmbeddingSettings) -> Embedder:

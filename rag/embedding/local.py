@@ -17,7 +17,7 @@ import numpy as np
 
 from rag._models import loading, preferred_dtype, prepare_local_model, require_torch
 from rag.config import EmbeddingSettings
-from rag.embedding import Embedder
+from rag.embedding import Embedder, chosen_query_prompt
 from rag.embedding._tokens import counting
 from rag.errors import ConfigError, ModelLoadError
 from rag.qwen3 import embedding_query_prompt
@@ -67,15 +67,17 @@ class SentenceTransformerEmbedder(Embedder):
         self._model = None
 
     def _pick_query_prompt(self, model: Any) -> str:
-        if self.settings.query_instruction:
-            return embedding_query_prompt(self.settings.query_instruction)
+        chosen = chosen_query_prompt(self.settings)
+        if chosen is not None:
+            return chosen
         declared = model.prompts.get("query", "")
         if declared:
             return str(declared)
         if _uses_last_token_pooling(model):
             raise ConfigError(
                 f"embedding model {self.settings.model!r} pools the last token (an instruction "
-                f"embedder) but declares no 'query' prompt: set embedding.query_instruction"
+                "embedder) but declares no 'query' prompt: set embedding.query_instruction (its task) "
+                "or embedding.query_format"
             )
         return ""  # a symmetric model (all-MiniLM-L6-v2 and the like): queries are plain text
 

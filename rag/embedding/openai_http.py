@@ -19,10 +19,10 @@ import numpy as np
 
 from rag._http import HttpBackend, backend_errors, bearer, check_status, retrying
 from rag.config import EmbeddingSettings
-from rag.embedding import Embedder
+from rag.embedding import Embedder, chosen_query_prompt
 from rag.embedding._tokens import counting
 from rag.errors import BadBackendResponse, ConfigError
-from rag.qwen3 import DEFAULT_TASK, embedding_query_prompt, qwen3_tokenizer_dir
+from rag.qwen3 import DEFAULT_TASK, embedding_query_prompt, is_qwen3_embedding, qwen3_tokenizer_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class OpenAIEmbedder(HttpBackend, Embedder):
         self.settings = settings
         self.openai = settings.openai
         self.model_name = settings.model
+        self.served_model = self.openai.served_model or settings.model
         self.who = f"embedder at {self.openai.url}"
         self._dimension = self.openai.dimension
         self._counter: Any = None
@@ -61,11 +62,12 @@ class OpenAIEmbedder(HttpBackend, Embedder):
 
     @property
     def query_prompt(self) -> str:
-        if self.settings.query_instruction:
-            return embedding_query_prompt(self.settings.query_instruction)
-        if "qwen3-embedding" in self.model_name.lower():
-            return embedding_query_prompt(DEFAULT_TASK)
-        return ""
+        """From the settings (embedding.query_format), or for `auto` from the configured model: the
+        server embeds exactly what it is sent, and the name it serves the model under proves nothing."""
+        chosen = chosen_query_prompt(self.settings)
+        if chosen is not None:
+            return chosen
+        return embedding_query_prompt(DEFAULT_TASK) if is_qwen3_embedding(self.model_name) else ""
 
     def health(self) -> None:
         """Raise a BackendError unless the server lists its models (GET /v1/models)."""
@@ -87,8 +89,15 @@ class OpenAIEmbedder(HttpBackend, Embedder):
         prompt = embedding_query_prompt(instruction) if instruction else self.query_prompt
         return self._embed([prompt + text])[0]
 
+    def query_tokens(self, text: str) -> int | None:
+        return self._embed_counted([self.query_prompt + text])[1]
+
     def _embed(self, texts: list[str]) -> np.ndarray:
-        body = {"model": self.model_name, "input": texts, "encoding_format": "float"}
+        return self._embed_counted(texts)[0]
+
+    def _embed_counted(self, texts: list[str]) -> tuple[np.ndarray, int | None]:
+        """The vectors, and the tokens the server says it read (usage.prompt_tokens), if it says."""
+        body = {"model": self.served_model, "input": texts, "encoding_format": "float"}
         data: Any = None
         for attempt in retrying(self.openai.retries, self.openai.timeout_s):
             with attempt, backend_errors(self.who):
@@ -98,21 +107,24 @@ class OpenAIEmbedder(HttpBackend, Embedder):
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
-        except (KeyError, TypeError, ValueError) as exc:
+            usage = data.get("usage") or {}
+            prompt_tokens = int(usage["prompt_tokens"]) if "prompt_tokens" in usage else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadBackendResponse(f"{self.who}: not an embeddings response ({exc})") from None
         if vectors.ndim != 2 or len(vectors) != len(texts):
             raise BadBackendResponse(f"{self.who}: {len(vectors)} embeddings for {len(texts)} texts")
         if self._dimension is not None and vectors.shape[1] != self._dimension:
             raise BadBackendResponse(f"{self.who}: dimension {vectors.shape[1]}, expected {self._dimension}")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1.0)  # cosine space: unit vectors whatever the server did
+        # Cosine space: unit vectors whatever the server did.
+        return vectors / np.where(norms > 0, norms, 1.0), prompt_tokens
 
 
 def _load_tokenizer(tokenizer: str | None, model: str) -> Any:
     from tokenizers import Tokenizer
 
     if tokenizer is None:
-        if "qwen3" not in model.lower():
+        if "qwen3" not in model.lower():  # the configured model, never a served name
             raise ConfigError(
                 f"embedding.openai.tokenizer is needed to count tokens for {model!r} "
                 "(a tokenizer.json file or a folder holding one)"

@@ -19,6 +19,12 @@ class Reranker(Backend, Protocol):
 
     def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]: ...
 
+    def template_tokens(self, query: str, passage: str, *, instruction: str | None = None) -> int | None:
+        """How many tokens the model actually reads for this pair as configured (the ids fed in-process,
+        usage.prompt_tokens when served): what tells whether the Qwen3 template was applied once,
+        not at all or twice (rag.selfcheck). None for a backend without the Qwen3 template."""
+        return None
+
 
 def build_reranker(settings: RerankSettings) -> Reranker:
     """The configured backend, not yet warmed up."""

@@ -8,6 +8,9 @@ Only the body is ever truncated (its end, i.e. the document's tail); prefix and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from rag.qwen3 import DEFAULT_TASK
 
 SYSTEM = (
@@ -28,18 +31,17 @@ def render(query: str, document: str, instruction: str | None = None) -> str:
     return PREFIX + body(query, document, instruction) + SUFFIX
 
 
-# A chat template that renders the same bytes from sentence-transformers' pair messages
-# ({"role": "query"}, {"role": "document"}, and the instruction as an optional system message),
-# for CrossEncoder on a Qwen3-Reranker folder whose own template knows only system/user/assistant.
-CHAT_TEMPLATE = (
-    "{%- set ns = namespace(instruction='" + DEFAULT_TASK + "', query='', document='') -%}"
-    "{%- for message in messages -%}"
-    "{%- if message.role == 'system' -%}{%- set ns.instruction = message.content -%}"
-    "{%- elif message.role == 'query' -%}{%- set ns.query = message.content -%}"
-    "{%- elif message.role == 'document' -%}{%- set ns.document = message.content -%}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{{- '<|im_start|>system\\n" + SYSTEM.replace("'", "\\'") + "<|im_end|>\\n<|im_start|>user\\n' -}}"
-    "{{- '<Instruct>: ' + ns.instruction + '\\n<Query>: ' + ns.query + '\\n<Document>: ' + ns.document -}}"
-    "{{- '<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' -}}"
-)
+def split_for_scoring(query: str, documents: Sequence[str], instruction: str | None = None) -> tuple[str, list[str]]:
+    """The prompt cut where a score API joins its two texts (vLLM scores `text_1 + text_2` when it
+    has no template of its own): the query side carries prefix, instruction and query, each document
+    side itself and the suffix. Joined, each pair is exactly `render()`."""
+    head = f"{PREFIX}<Instruct>: {instruction or DEFAULT_TASK}\n<Query>: {query}\n"
+    return head, [f"<Document>: {document}{SUFFIX}" for document in documents]
+
+
+# The same prompt as a chat template, for renderers that take one: vLLM started with
+# `--chat-template` (the server applies it; our client then sends raw texts) and sentence-transformers'
+# CrossEncoder on a Qwen3-Reranker folder, whose own template knows only system/user/assistant.
+# tests/test_rerank.py checks that it renders exactly `render()`'s bytes.
+TEMPLATE_FILE = Path(__file__).with_name("qwen3_reranker.jinja")
+CHAT_TEMPLATE = TEMPLATE_FILE.read_text(encoding="utf-8")

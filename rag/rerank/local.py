@@ -81,6 +81,9 @@ class LocalQwen3Reranker(Reranker):
         """Token ids for one pair: prefix and suffix whole, the body cut at its end to fit."""
         return self.encode_pairs(query, [passage], instruction)[0]
 
+    def template_tokens(self, query: str, passage: str, *, instruction: str | None = None) -> int | None:
+        return len(self.encode_pair(query, passage, instruction))
+
     def batches(self, sequences: list[list[int]]) -> list[list[int]]:
         """Indices grouped longest first, each group's padded size within the token budget."""
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
