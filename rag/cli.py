@@ -435,6 +435,26 @@ def rerank(
     out.print(table)
 
 
+@app.command()
+def doctor(collection: CollectionOption = None, as_json: JsonOption = False) -> None:
+    """Check the configured models as they are served or loaded: the reranker reads the Qwen3 template
+    exactly once, tells relevant from irrelevant (English, Chinese), queries carry the embedder's
+    prompt once, the embedder's dimension is the collection's. Exit 1 when a check fails (a warning
+    does not: random or weak weights lose the relevance canaries)."""
+    from rag.selfcheck import run_checks
+
+    with _errors():
+        checks = run_checks(_pipeline(answers=False), collection)
+    failed = any(check.failed for check in checks)
+    if as_json:
+        _emit_json({"ok": not failed, "checks": [check.to_dict() for check in checks]})
+    else:
+        style = {"ok": "green", "warning": "yellow", "failed": "red"}
+        for check in checks:
+            out.print(f"[{style[check.status]}]{check.status:<8}[/] {check.name}: {check.message}", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
 def _with_two_malloc_arenas() -> None:
     """Run this command again, once, with MALLOC_ARENA_MAX=2 (glibc reads it only at start-up),
     unless the variable is already set (set it yourself to choose another number).

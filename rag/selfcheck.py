@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rag.backends import NO_RERANKER
 from rag.embedding import Embedder
-from rag.errors import RagError
+from rag.errors import CollectionNotFound, RagError
 from rag.qwen3 import qwen3_tokenizer_dir
 from rag.rerank import Reranker, _template
 
@@ -179,7 +179,10 @@ def run_checks(pipeline: RagPipeline, collection: str | None = None) -> list[Che
 
 
 def _check_dimension(pipeline: RagPipeline, collection: str | None) -> Check:
-    kb = pipeline.knowledge_base(collection)
+    try:
+        kb = pipeline.knowledge_base(collection)
+    except CollectionNotFound as exc:
+        return Check("embedder.dimension", "ok", f"no collection {exc.name!r} yet: its first ingest sets the dimension")
     dimension, stored = pipeline.embedder.dimension, kb.dimension
     details = {"embedder": dimension, "collection": stored, "name": kb.name}
     if stored is None or stored == dimension:

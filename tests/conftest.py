@@ -14,9 +14,12 @@ import pytest
 from ingest import Ingestor
 from rag.config import Settings, load_settings
 
+from .support import vllm_servers
+from .support.browser import CHROMIUM, CHROMIUM_FLAGS
 from .support.documents import FAQ, RUNBOOK
 from .support.processes import free_port, run_chroma, run_cli
 from .support.profiles import OFFLINE_PROFILE, offline_env, offline_settings, shared_dir
+from .support.vllm_servers import VllmStack
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +110,37 @@ def tiny_generator(tiny_models: dict[str, Path]):
     assert isinstance(generator, LocalGenerator)
     generator.warm_up()
     return generator
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmStack]:
+    """Real vLLM (its CPU build) on 127.0.0.1 serving tiny Qwen3 stand-ins (head_dim 32, which its CPU
+    attention needs), all four started together once per session."""
+    reason = vllm_servers.unavailable()
+    if reason:
+        pytest.skip(reason)
+    from rag.rerank._template import TEMPLATE_FILE
+
+    from .support.tiny_models import VLLM_TINY_SHAPE, build_all
+
+    models = build_all(tmp_path_factory.mktemp("vllm-models"), shape=VLLM_TINY_SHAPE)
+    stack = vllm_servers.tiny_stack(models, tmp_path_factory.mktemp("vllm-logs"), TEMPLATE_FILE)
+    with vllm_servers.running(*stack.all()):
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium under Playwright (make test installs it; skipped, saying so, without)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
 
 
 @pytest.fixture

@@ -19,22 +19,12 @@ import pytest
 from rag.api import create_app
 from rag.pipeline import RagPipeline
 
+from .support.browser import SCREENSHOTS, shoot
 from .support.loopback import serve_asgi
-from .support.profiles import PROJECT, local_reranker_env, offline_settings
+from .support.profiles import local_reranker_env, offline_settings
 
 pytestmark = pytest.mark.slow  # a browser and a served app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
 ADMIN_KEY = "web-admin-key"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
@@ -65,24 +55,6 @@ def test_the_page_is_self_contained_and_strict(web: str) -> None:
         assert not re.search(r"https?://", response.text), asset
     assert not re.search(r"https?://", page.text)
     assert "<script>" not in page.text and " on" + "click=" not in page.text  # nothing inline for the CSP to refuse
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-def shoot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_upload_ask_cite_rerank_export_delete(web: str, browser, corpus: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from rag.api.auth import KeyRing
 from rag.api.body_limit import BodyLimit
 from rag.api.errors import install_error_handlers
 from rag.api.metrics import Metrics
+from rag.api.selfchecks import SelfChecks
 from rag.api.web import install_web
 from rag.config import Settings, load_settings
 from rag.pipeline import RagPipeline
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
         if ready is None:
             ready = await run_in_threadpool(_load_pipeline, settings)
         app.state.pipeline = ready
+        app.state.selfchecks.start(ready)
         try:
             yield
         finally:
@@ -46,6 +48,7 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     app.state.settings = settings
     app.state.keys = KeyRing(settings.api.keys)
     app.state.metrics = metrics = Metrics()
+    app.state.selfchecks = SelfChecks(metrics)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limits=settings.api)
     for router in (query.router, chat.router, collections.router, documents.router, ops.router):

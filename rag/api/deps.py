@@ -18,6 +18,7 @@ from fastapi import Path as PathParam
 
 from rag.api.auth import KeyRing, Principal, presented_key
 from rag.api.metrics import Metrics
+from rag.api.selfchecks import SelfChecks
 from rag.config import Role, Settings
 from rag.pipeline import RagPipeline
 
@@ -42,10 +43,16 @@ def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+def _selfchecks(request: Request) -> SelfChecks:
+    selfchecks: SelfChecks = request.app.state.selfchecks
+    return selfchecks
+
+
 # The pipeline the lifespan loaded once.
 Pipeline = Annotated[RagPipeline, Depends(_pipeline)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
+AppSelfChecks = Annotated[SelfChecks, Depends(_selfchecks)]
 
 
 async def in_path(collection: CollectionName) -> str | None:

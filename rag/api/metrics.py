@@ -4,7 +4,7 @@ rerank, and degraded answers per stage."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rag.types import Answer, SearchResult
 
@@ -29,6 +29,12 @@ class Metrics:
         )
         self.degraded = Counter(
             "rag_degraded", "Answers or searches that fell back.", ["stage"], registry=self.registry
+        )
+        self.selfcheck = Gauge(
+            "rag_selfcheck_ok",
+            "1 when a self-check passes (warnings pass), 0 when it fails.",
+            ["check"],
+            registry=self.registry,
         )
 
     def observe(self, result: SearchResult | Answer) -> None:

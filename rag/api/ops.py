@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import AppMetrics, Pipeline, require
+from rag.api.deps import AppMetrics, AppSelfChecks, Pipeline, require
 from rag.backends import Backend
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
@@ -24,11 +24,19 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", dependencies=[require("read")])
-async def readyz(pipeline: Pipeline) -> JSONResponse:
-    """Chroma, the embedder, the reranker and the generator, each checked and named; 503 when one is not ready."""
+async def readyz(pipeline: Pipeline, selfchecks: AppSelfChecks) -> JSONResponse:
+    """Chroma, the embedder, the reranker and the generator, each checked and named, and the models'
+    self-checks (`rag doctor`; null until the first run ends); 503 when one is not ready or failed."""
     checks = await run_in_threadpool(_checks, pipeline)
-    ready = all(check["ok"] for check in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    selfcheck = selfchecks.results()
+    selfchecks.start(pipeline)  # again in the background once the results are stale
+    ready = all(check["ok"] for check in checks.values()) and not any(c.failed for c in selfcheck or [])
+    body = {
+        "ready": ready,
+        "checks": checks,
+        "selfcheck": None if selfcheck is None else [c.to_dict() for c in selfcheck],
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", dependencies=[require("read")])

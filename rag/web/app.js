@@ -74,11 +74,26 @@ $("key-form").addEventListener("submit", (event) => {
   $("api-key").value = "";
   showKeyState();
   loadCollections();
+  checkHealth();
 });
 $("key-forget").addEventListener("click", () => {
   sessionStorage.removeItem(KEY_STORAGE);
   showKeyState();
 });
+
+// -- self-checks -----------------------------------------------------------------------------
+// A failed self-check (a reranker reading its template twice, an embedder of the wrong dimension)
+// makes every answer worse without failing any request: say so on every page.
+async function checkHealth(attempt = 0) {
+  const response = await fetch("/readyz", { headers: headers() }).catch(() => null);
+  if (!response || response.status === 401 || response.status === 403) return;
+  const data = await response.json().catch(() => ({}));
+  // null: the server is still running its checks (they start with it, in the background).
+  if (data.selfcheck === null && attempt < 20) setTimeout(() => checkHealth(attempt + 1), 3000);
+  const failed = (data.selfcheck || []).filter((check) => check.status === "failed");
+  const text = failed.map((check) => `${check.name}: ${check.message}`).join("; ");
+  banner("health-banner", "error", text ? `Self-check failed: ${text}` : "");
+}
 
 // -- collections -----------------------------------------------------------------------------
 async function loadCollections(selected) {
@@ -413,3 +428,4 @@ $("docs-collection").addEventListener("change", loadDocuments);
 window.addEventListener("hashchange", showPage);
 showKeyState();
 loadCollections().then(showPage);
+checkHealth();
