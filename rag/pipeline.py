@@ -28,6 +28,7 @@ from rag.lexical.analyzer import analyze
 from rag.lexical.index import LexicalIndexes
 from rag.recall import recall
 from rag.rerank import Reranker, build_reranker
+from rag.rerank._budget import Throughput
 from rag.store import KnowledgeBase, VectorStore
 from rag.types import Answer, Citation, Passage, SearchResult
 
@@ -81,11 +82,14 @@ class RagPipeline:
         self.store = store if store is not None else VectorStore(settings)
         self.lexical = LexicalIndexes(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
+        self.rerank_speed = Throughput()
 
     def warm_up(self, *, generator: bool = True) -> None:
         """Load the models now (search alone needs no generator)."""
         self.embedder.warm_up()
         self.reranker.warm_up()
+        if self._rerank_budget_s() is not None:
+            self.rerank_speed.calibrate(self.reranker)  # before a user's question waits on it
         # jieba loads its dictionary (~1 s) on first use: not on a user's first question.
         analyze("预热 warm-up")
         if generator:
@@ -158,11 +162,12 @@ class RagPipeline:
         instruction = options.instruction if options.instruction is not None else rerank.instruction
         if self.reranker.name == NO_RERANKER or not recalled:
             return RerankResult(recalled[:top_n])
-        self.reranker.warm_up()  # its device and size decide the CPU budget below
-        candidates, notes = self._cpu_budget(recalled)
+        self.reranker.warm_up()  # its device and size decide the budget below
+        candidates, notes = self._within_budget(recalled)
+        texts = [p.text for p in candidates]
         started = time.perf_counter()
         try:
-            scores = self.reranker.score(query, [p.text for p in candidates], instruction=instruction)
+            scores = self.reranker.score(query, texts, instruction=instruction)
         except BackendError as exc:
             timings["rerank"] = time.perf_counter() - started
             if rerank.on_failure == "fail":
@@ -170,19 +175,34 @@ class RagPipeline:
             log.warning("reranker failed, answering in recall order: %s", exc)
             return RerankResult(recalled[:top_n], degraded=("rerank",), notes=(*notes, f"rerank failed: {exc}"))
         timings["rerank"] = time.perf_counter() - started
+        self.rerank_speed.record(sum(map(len, texts)), timings["rerank"])
         scored = [replace(p, rerank_score=s) for p, s in zip(candidates, scores, strict=True)]
         scored.sort(key=lambda p: (-(p.rerank_score or 0.0), p.recall_rank))
         if min_score is not None:
             scored = [p for p in scored if (p.rerank_score or 0.0) >= min_score]
         return RerankResult(scored[:top_n], notes=notes, reranked=len(candidates))
 
-    def _cpu_budget(self, recalled: list[Passage]) -> tuple[list[Passage], tuple[str, ...]]:
-        """A GPU-sized in-process reranker on a CPU: rerank the head of the recall list only."""
-        budget = self.settings.rerank.cpu_max_candidates
-        slow = gpu_model_on_cpu(self.reranker)
-        if slow is None or len(recalled) <= budget:
+    def _rerank_budget_s(self) -> float | None:
+        """Seconds a rerank may take: rerank.time_budget_s, else the CPU budget for a GPU-sized model
+        in-process on a CPU, else None (every candidate)."""
+        rerank = self.settings.rerank
+        if rerank.time_budget_s is not None:
+            return rerank.time_budget_s
+        return rerank.cpu_time_budget_s if gpu_model_on_cpu(self.reranker) is not None else None
+
+    def _within_budget(self, recalled: list[Passage]) -> tuple[list[Passage], tuple[str, ...]]:
+        """The head of the recall list this reranker scores within its time budget, at its measured speed."""
+        budget_s = self._rerank_budget_s()
+        if budget_s is None:
             return recalled, ()
-        return recalled[:budget], (f"rerank on CPU: {budget} of {len(recalled)} candidates ({slow})",)
+        count = self.rerank_speed.fits([p.text for p in recalled], budget_s)
+        if count >= len(recalled):
+            return recalled, ()
+        why = f"{self.rerank_speed.rate:.0f} characters/s measured, a {budget_s:g} s budget"
+        slow = gpu_model_on_cpu(self.reranker)
+        where = "rerank on CPU" if slow else "rerank within its time budget"
+        note = f"{where}: {count} of {len(recalled)} candidates ({why}{'; ' + slow if slow else ''})"
+        return recalled[:count], (note,)
 
     # -- answers ----------------------------------------------------------------------------
     def ask(self, question: str, *, collection: str | None = None, options: SearchOptions | None = None) -> Answer:

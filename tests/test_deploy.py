@@ -117,3 +117,48 @@ print(type(pipeline.embedder).__name__, pipeline.reranker.name, pipeline.generat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:3] == ["OpenAIEmbedder", "vllm", "openai"] and int(result.stdout.split()[3]) > 3
+
+
+def test_the_gpu_defaults_start_on_one_card() -> None:
+    """Every vLLM service on GPU 0 by default, their memory shares adding up to under 0.9 (each is a
+    share of the whole card: two servers that ask for more than it has, and the second fails)."""
+    services = resolved("embedder")["services"]
+    shares = []
+    for name in ("reranker", "generator", "embedder"):
+        [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["device_ids"] == ["0"], name
+        [share] = [arg.split("=", 1)[1] for arg in services[name]["command"] if arg.startswith("--gpu-memory")]
+        shares.append(float(share))
+    assert sum(shares) < 0.9, shares
+
+
+def test_the_cpu_profile_serves_the_reranker_with_our_template_and_an_api_on_configs_cpu() -> None:
+    services = resolved("cpu")["services"]
+    reranker = services["reranker-cpu"]
+    assert reranker["profiles"] == ["cpu"] and "vllm-cpu" in reranker["image"]
+    assert "--chat-template=/templates/qwen3_reranker.jinja" in reranker["command"]
+    mounts = " ".join(str(volume) for volume in reranker["volumes"])  # the template file the project ships
+    assert str(PROJECT / "rag" / "rerank" / "qwen3_reranker.jinja") in mounts and "/templates/" in mounts
+    assert "--convert=embed" in services["embedder-cpu"]["command"]
+    api = services["api-cpu"]
+    assert api["environment"]["RAG_CONFIG"] == "/app/configs/cpu.yaml"
+    assert set(api["depends_on"]) == {"chroma", "reranker-cpu", "embedder-cpu"}
+    served = load_cpu_profile(api["environment"])
+    assert served.rerank.backend == "vllm" and served.rerank.vllm.template == "server"
+    assert served.rerank.vllm.url == "http://reranker-cpu:8000" and served.rerank.time_budget_s
+    assert served.embedding.query_format == "qwen3" and served.generate.backend == "extractive"
+    assert "deploy" not in reranker  # no GPU reserved
+
+
+def load_cpu_profile(environment: dict[str, str]):
+    from rag.config import load_settings
+
+    return load_settings(PROJECT / "configs" / "cpu.yaml", environ={k: str(v) for k, v in environment.items()})
+
+
+def test_the_served_vllm_image_is_the_release_line_the_tests_run() -> None:
+    tested = re.search(r"^vllm-cpu==(\d+\.\d+)\.", (PROJECT / "requirements" / "vllm-cpu.txt").read_text(), re.M)
+    assert tested is not None
+    services = resolved("cpu")["services"]
+    for name in ("reranker", "generator", "reranker-cpu", "embedder-cpu"):
+        assert f":v{tested.group(1)}." in services[name]["image"], name

@@ -91,13 +91,21 @@ class TestWithTheQwen3Reranker:
         shape = {"layers": 1, "hidden": 1024, "heads": 8, "kv_heads": 4, "intermediate": 1024, "head_dim": 128}
         folder = build_causal_lm(tmp_path / "wide-reranker", shape=shape)
         environ = local_reranker_env(folder)
-        wide = build_reranker(load_settings(environ={**environ, "RAG_RERANK__CPU_MAX_CANDIDATES": "2"}).rerank)
+        wide = build_reranker(load_settings(environ=environ).rerank)
         wide.warm_up()
         assert wide.parameter_count > CPU_HEAVY_PARAMETERS and wide.max_length == 1024  # cpu_max_length
-        rag = pipeline(index, minilm, wide, **environ, RAG_RERANK__CPU_MAX_CANDIDATES="2")
+        # The budget is time at the speed measured on the reranker (at warm-up, then on each call):
+        # a budget nothing fits in leaves the first candidate, a generous one all of them.
+        rag = pipeline(index, minilm, wide, **environ, RAG_RERANK__CPU_TIME_BUDGET_S="0.000001")
+        rag.warm_up(generator=False)
+        assert rag.rerank_speed.rate is not None and rag.rerank_speed.rate > 0
         result = rag.search("error 809", options=SearchOptions(top_n=10))
-        assert len(result.passages) == 2 and {p.recall_rank for p in result.passages} == {1, 2}
-        assert result.degraded == () and any("rerank on CPU: 2 of" in note for note in result.notes)
+        assert len(result.passages) == 1 and {p.recall_rank for p in result.passages} == {1}
+        assert result.degraded == () and any("rerank on CPU: 1 of" in note for note in result.notes)
+        roomy = pipeline(index, minilm, wide, **environ, RAG_RERANK__CPU_TIME_BUDGET_S="3600")
+        roomy.warm_up(generator=False)
+        everything = roomy.search("error 809", options=SearchOptions(top_n=10))
+        assert everything.notes == () and everything.reranked == len(everything.passages) > 1
 
     def test_unreachable_reranker_degrades_visibly_within_its_timeout(self, index: Path, minilm) -> None:
         settings = offline_settings(index).rerank.model_copy(
