@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -459,3 +460,23 @@ def test_uploads_accept_every_text_format_the_cli_ingests(offline_api: str) -> N
         "page.htm": "added",
         "guide.markdown": "added",
     }
+
+
+def test_readiness_carries_the_self_checks_and_metrics_one_per_check(api: str) -> None:
+    admin = {"X-API-Key": "admin-key"}
+    deadline = time.monotonic() + 60
+    while (ready := httpx.get(f"{api}/readyz", headers=admin).json())["selfcheck"] is None:
+        assert time.monotonic() < deadline, "the self-checks started with the app never finished"
+        time.sleep(0.2)
+    checks = {check["name"]: check for check in ready["selfcheck"]}
+    assert set(checks) == {
+        "reranker.template",
+        "reranker.canary.en",
+        "reranker.canary.zh",
+        "embedder.query_prompt",
+        "embedder.dimension",
+    }
+    assert checks["reranker.template"]["message"].startswith("template applied once") and ready["ready"]
+    assert checks["embedder.dimension"]["details"] == {"embedder": 384, "collection": 384, "name": "default"}
+    metrics = httpx.get(f"{api}/metrics", headers=admin).text
+    assert all(f'rag_selfcheck_ok{{check="{name}"}} 1.0' in metrics for name in checks)

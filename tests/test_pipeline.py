@@ -17,6 +17,7 @@ from rag.generate.prompt import NOT_FOUND_EN
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import chroma_where
 from rag.rerank import build_reranker
+from rag.rerank._budget import Throughput
 from rag.types import Answer
 
 from .support.fake_openai import FakeOpenAI
@@ -245,3 +246,12 @@ class TestCli:
         assert sorted(r["index"] for r in body["results"]) == [0, 1, 2]
         scores = [r["score"] for r in body["results"]]
         assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_the_rerank_budget_counts_what_fits_at_the_measured_speed() -> None:
+    speed = Throughput()
+    assert speed.fits(["a" * 100] * 5, 1.0) == 5  # nothing measured yet: no cut
+    speed.record(1000, 1.0)
+    assert speed.rate == 1000 and speed.fits(["a" * 300] * 5, 1.0) == 3 and speed.fits(["a" * 5000], 1.0) == 1
+    speed.record(3000, 1.0)  # a weighted mean: one fast call moves it, it does not replace it
+    assert 1000 < (speed.rate or 0) < 3000

@@ -9,6 +9,7 @@ import pytest
 from rag.config import RerankSettings, load_settings
 from rag.qwen3 import DEFAULT_TASK, qwen3_tokenizer_dir
 from rag.rerank import Reranker, _template, build_reranker
+from rag.selfcheck import check_reranker_template, count_tokens, template_counts
 
 from .support.documents import PASSAGES
 from .support.profiles import local_reranker_env
@@ -154,3 +155,21 @@ class TestContract:
     def test_none_keeps_recall_order(self) -> None:
         scores = build_reranker(RerankSettings(backend="none")).score("q", PASSAGES)
         assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+
+
+class TestSelfCheck:
+    def test_the_counts_tell_once_missing_and_twice_apart(self) -> None:
+        counts = template_counts("what is error 809?", "Error 809 means the firewall blocks L2TP.", "Find IT fixes")
+        assert counts["missing"] < counts["once"] < counts["twice"]
+        assert counts["once"] == count_tokens(
+            _template.render("what is error 809?", "Error 809 means the firewall blocks L2TP.", "Find IT fixes")
+        )
+
+    def test_the_local_backend_reads_the_template_once(self, local) -> None:
+        check = check_reranker_template(local, "Find IT fixes")
+        assert check.status == "ok" and check.message.startswith("template applied once")
+        assert check.details["read_tokens"] == check.details["expected_tokens"]
+
+    def test_a_reranker_that_cannot_say_what_it_read_is_a_warning(self) -> None:
+        check = check_reranker_template(build_reranker(RerankSettings(backend="none")), "x")
+        assert check.status == "warning" and "cannot tell" in check.message

@@ -22,7 +22,7 @@ class Reranker(Backend, Protocol):
     def template_tokens(self, query: str, passage: str, *, instruction: str | None = None) -> int | None:
         """How many tokens the model actually reads for this pair as configured (the ids fed in-process,
         usage.prompt_tokens when served): what tells whether the Qwen3 template was applied once,
-        not at all or twice (rag.selfcheck). None for a backend without the Qwen3 template."""
+        not at all or twice (rag.selfcheck). None when it cannot tell (the self-check then warns)."""
         return None
 
 

@@ -48,6 +48,7 @@ class VllmServer:
     name: str
     args: tuple[str, ...]
     log: Path
+    kv_cache_gb: int = 1  # VLLM_CPU_KVCACHE_SPACE: tiny models need little; a 0.6B model's 100 passages ~5 GB
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +63,12 @@ class VllmServer:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--max-model-len", "2048", "--dtype", "float32", *self.args,
         ]  # fmt: skip
-        env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "VLLM_TARGET_DEVICE": "cpu",
+            "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gb),
+            "HF_HUB_OFFLINE": "1",
+        }
         with self.log.open("ab") as out:
             # A session of its own: vLLM runs its engine in a child process, and a kill, a pause or a
             # stop must reach that one too.
