@@ -89,7 +89,10 @@ class RagPipeline:
         self.embedder.warm_up()
         self.reranker.warm_up()
         if self._rerank_budget_s() is not None:
-            self.rerank_speed.calibrate(self.reranker)  # before a user's question waits on it
+            try:
+                self.rerank_speed.calibrate(self.reranker)  # before a user's question waits on it
+            except BackendError as exc:  # measured on the first calls instead; requests degrade as usual
+                log.warning("reranker speed not measured at start-up: %s", exc)
         # jieba loads its dictionary (~1 s) on first use: not on a user's first question.
         analyze("预热 warm-up")
         if generator:

@@ -38,6 +38,8 @@ _MANIFEST_VECTOR = [1.0]  # Chroma wants a vector per record; the manifest is ne
 _PAGE = 1000  # records per get() when reading a whole collection
 _MAX_BATCH = 5000  # Chroma refuses writes of more than 5461 records
 _CONNECT_LOCK = threading.Lock()
+# Queries again when a document's version switched while one ran (a write commits in milliseconds).
+_SWITCH_RETRIES = 3
 
 
 def validate_collection_name(name: str) -> str:
@@ -321,7 +323,7 @@ class KnowledgeBase:
         total = self.count()
         if total == 0 or k <= 0:
             return []
-        want = min(k, total)
+        want, retries = min(k, total), 0
         while True:
             got = self._call(
                 self._chunks.query,
@@ -334,10 +336,15 @@ class KnowledgeBase:
             metas = [dict(m) for m in (got["metadatas"] or [[]])[0]]
             texts = (got["documents"] or [[]])[0]
             distances = (got["distances"] or [[]])[0]
-            keep = [i for i, shown in enumerate(self._visible(metas)) if shown]
+            committed = self._committed(metas)
+            keep = [i for i, meta in enumerate(metas) if _is_committed(meta, committed)]
+            exhausted = len(ids) < want  # Chroma has nothing more (not the count read above, see below)
+            if exhausted and retries < _SWITCH_RETRIES and _switched_meanwhile(metas, keep, committed):
+                retries += 1  # a document's new version was committed between the query and now
+                continue
             # Fewer than asked: Chroma has nothing more. Not the count read above: a write that
             # landed since would stop the widening short and hide most of a just-committed document.
-            if len(keep) >= k or len(ids) < want:
+            if len(keep) >= k or exhausted:
                 break
             want += 2 * (len(ids) - len(keep)) + k
         return [
@@ -354,15 +361,19 @@ class KnowledgeBase:
 
     def _visible(self, metas: Sequence[dict[str, Any]]) -> list[bool]:
         """For each chunk's metadata: is it of the version its document's manifest record names?"""
+        committed = self._committed(metas)
+        return [_is_committed(meta, committed) for meta in metas]
+
+    def _committed(self, metas: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """doc id -> the version its manifest record names, for the documents of these chunks."""
         doc_ids = sorted({str(m.get("doc_id", "")) for m in metas})
-        committed: dict[str, str] = {}
-        if doc_ids:
-            got = self._call(self._manifest.get, ids=doc_ids, include=["metadatas"])
-            committed = {
-                doc_id: str(meta.get("version", ""))
-                for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
-            }
-        return [committed.get(str(m.get("doc_id", ""))) == m.get("version") for m in metas]
+        if not doc_ids:
+            return {}
+        got = self._call(self._manifest.get, ids=doc_ids, include=["metadatas"])
+        return {
+            doc_id: str(meta.get("version", ""))
+            for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
+        }
 
     @staticmethod
     def _call(fn: Any, /, **kwargs: Any) -> Any:
@@ -403,3 +414,15 @@ def _limit_time(client: Any, timeout_s: float) -> None:
 def _record_from_meta(doc_id: str, meta: dict[str, Any]) -> DocumentRecord:
     values = {k: v for k, v in meta.items() if k in _RECORD_FIELDS}
     return DocumentRecord(doc_id=doc_id, **values)
+
+
+def _is_committed(meta: dict[str, Any], committed: dict[str, str]) -> bool:
+    return committed.get(str(meta.get("doc_id", ""))) == meta.get("version")
+
+
+def _switched_meanwhile(metas: Sequence[dict[str, Any]], keep: Sequence[int], committed: dict[str, str]) -> bool:
+    """Whether a document was switched to a new version between the chunk query and the manifest
+    read: a complete result (every chunk there was) holds chunks of it, but none of the version its
+    record now names. Without a second query that document would vanish from this result."""
+    shown = {str(metas[i].get("doc_id", "")) for i in keep}
+    return any(committed.get(doc) and doc not in shown for doc in {str(m.get("doc_id", "")) for m in metas})

@@ -255,3 +255,18 @@ def test_the_rerank_budget_counts_what_fits_at_the_measured_speed() -> None:
     assert speed.rate == 1000 and speed.fits(["a" * 300] * 5, 1.0) == 3 and speed.fits(["a" * 5000], 1.0) == 1
     speed.record(3000, 1.0)  # a weighted mean: one fast call moves it, it does not replace it
     assert 1000 < (speed.rate or 0) < 3000
+
+
+def test_a_time_budget_with_an_unreachable_reranker_still_starts_and_degrades(index: Path, minilm) -> None:
+    rag = pipeline(
+        index,
+        minilm,
+        RAG_RERANK__BACKEND="vllm",
+        RAG_RERANK__VLLM__URL=f"http://127.0.0.1:{free_port()}",
+        RAG_RERANK__VLLM__TIMEOUT_S="1",
+        RAG_RERANK__TIME_BUDGET_S="5",
+    )
+    rag.warm_up(generator=False)  # the speed cannot be measured: start anyway
+    assert rag.rerank_speed.rate is None
+    result = rag.search("what does error 809 mean?")
+    assert result.degraded == ("rerank",) and result.passages

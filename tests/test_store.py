@@ -71,6 +71,28 @@ class TestKnowledgeBase:
             with pytest.raises(ConfigError, match="invalid collection name"):
                 store.open(bad, embedding_model="m", dimension=DIM, create=True)
 
+    def test_a_version_committed_while_a_query_runs_is_found_not_lost(self, store: VectorStore) -> None:
+        """The race a busy server met: the query reads version 1's chunks, then an ingest commits
+        version 2 and deletes version 1 before the manifest is read. The document must not vanish."""
+        kb = store.open("kb-race", embedding_model="m", dimension=DIM, create=True)
+        record = DocumentRecord(doc_id="doc", source="/docs/doc.pdf", file_type="pdf", size=1, sha256="s")
+        kb.upsert_chunks(make_chunks("doc", "v1", 3), vectors(3, 1))
+        kb.put_document(replace(record, version="v1"))
+        read_manifest = kb._committed
+        writes = []
+
+        def commit_v2_first(metas):  # the ingest's steps 2-4 land between the query and this read
+            if not writes:
+                writes.append("v2")
+                kb.upsert_chunks(make_chunks("doc", "v2", 3), vectors(3, 2))
+                kb.put_document(replace(record, version="v2"))
+                kb.delete_chunks("doc", keep_version="v2")
+            return read_manifest(metas)
+
+        kb._committed = commit_v2_first  # type: ignore[method-assign]
+        hits = kb.query(vectors(1, 1)[0], 10)
+        assert writes == ["v2"] and sorted(p.chunk_id for p in hits) == [f"doc:v2:{i:05d}" for i in range(3)]
+
     def test_query_returns_only_committed_versions(self, store: VectorStore) -> None:
         kb = store.open("kb-test", embedding_model="m", dimension=DIM, create=True)
         committed = make_chunks("doc", "v1", 3)

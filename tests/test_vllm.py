@@ -42,14 +42,18 @@ QUERY = "When should an incident that nobody acknowledged be escalated?"
 INSTRUCTION = "Find the escalation rule"
 
 
-def served_reranker(server: VllmServer, **changes: str) -> VllmReranker:
-    environ = {
+def vllm_reranker_env(server: VllmServer, **changes: str) -> dict[str, str]:
+    """Settings (as environment) for our `vllm` reranker on `server`, with rerank.vllm.* changes."""
+    return {
         "RAG_RERANK__BACKEND": "vllm",
         "RAG_RERANK__VLLM__URL": server.url,
         "RAG_RERANK__VLLM__MODEL": server.name,
         **{f"RAG_RERANK__VLLM__{key.upper()}": value for key, value in changes.items()},
     }
-    reranker = VllmReranker(load_settings(environ=environ).rerank)
+
+
+def served_reranker(server: VllmServer, **changes: str) -> VllmReranker:
+    reranker = VllmReranker(load_settings(environ=vllm_reranker_env(server, **changes)).rerank)
     reranker.warm_up()
     return reranker
 
@@ -108,13 +112,7 @@ class TestReranker:
 
     def test_rag_doctor_names_the_template(self, vllm: VllmStack, tmp_path: Path) -> None:
         def doctor(server: VllmServer, template: str) -> tuple[int, dict]:
-            env = {
-                **offline_env(tmp_path / "data"),
-                "RAG_RERANK__BACKEND": "vllm",
-                "RAG_RERANK__VLLM__URL": server.url,
-                "RAG_RERANK__VLLM__MODEL": server.name,
-                "RAG_RERANK__VLLM__TEMPLATE": template,
-            }
+            env = {**offline_env(tmp_path / "data"), **vllm_reranker_env(server, template=template)}
             result = run_cli("doctor", "--json", env=env, timeout=300)
             assert "Traceback" not in result.stderr, result.stderr
             return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
@@ -254,13 +252,7 @@ def test_the_web_page_shows_a_failed_self_check(vllm: VllmStack, index: Path, mi
     request succeeds, every score is near random, and the page says so on every tab."""
     from playwright.sync_api import expect
 
-    settings = offline_settings(
-        index,
-        RAG_RERANK__BACKEND="vllm",
-        RAG_RERANK__VLLM__URL=vllm.reranker.url,
-        RAG_RERANK__VLLM__MODEL=vllm.reranker.name,
-        RAG_RERANK__VLLM__TEMPLATE="server",
-    )
+    settings = offline_settings(index, **vllm_reranker_env(vllm.reranker, template="server"))
     with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
         deadline = time.monotonic() + 60
         while (ready := httpx.get(f"{url}/readyz", timeout=30)).json()["selfcheck"] is None:
@@ -299,13 +291,7 @@ class TestFaults:
     def test_a_killed_server_is_unreachable_then_whole_once_started_again(
         self, vllm: VllmStack, local: LocalQwen3Reranker, index: Path, minilm
     ) -> None:
-        settings = offline_settings(
-            index,
-            RAG_RERANK__BACKEND="vllm",
-            RAG_RERANK__VLLM__URL=vllm.reranker.url,
-            RAG_RERANK__VLLM__MODEL=vllm.reranker.name,
-            RAG_RERANK__VLLM__TIMEOUT_S="3",
-        )
+        settings = offline_settings(index, **vllm_reranker_env(vllm.reranker, timeout_s="3"))
         pipeline = RagPipeline(settings, embedder=minilm)
         vllm.reranker.kill()
         with pytest.raises(BackendUnavailable):
