@@ -19,11 +19,13 @@ from rich.table import Table
 
 from rag.backends import gpu_model_on_cpu
 from rag.config import RecallMode, Settings, load_settings
-from rag.errors import ConfigError, ModelLoadError, RagError
+from rag.errors import ConfigError, InvalidHistory, ModelLoadError, RagError
 
 if TYPE_CHECKING:
+    from rag.conversation import Turn
     from rag.embedding import Embedder
     from rag.pipeline import RagPipeline, SearchOptions
+    from rag.types import Answer
 
 app = typer.Typer(
     name="rag",
@@ -80,7 +82,7 @@ def _errors() -> Iterator[None]:
     """One place that turns our errors into a one-line message and an exit code."""
     try:
         yield
-    except (ConfigError, ModelLoadError) as exc:
+    except (ConfigError, ModelLoadError, InvalidHistory) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     except RagError as exc:
@@ -297,10 +299,10 @@ def _modes(chosen: list[str]) -> list[RecallMode]:
     return [cast(RecallMode, name) for name in dict.fromkeys(chosen)]
 
 
-def _pipeline(*, answers: bool) -> RagPipeline:
+def _pipeline(*, answers: bool, settings: Settings | None = None) -> RagPipeline:
     from rag.pipeline import RagPipeline
 
-    pipeline = RagPipeline(_settings())
+    pipeline = RagPipeline(settings if settings is not None else _settings())
     pipeline.warm_up(generator=answers)
     return pipeline
 
@@ -346,6 +348,17 @@ def search(
     out.print(table)
 
 
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help='The conversation before the question: a JSON list of {"role": "user"|"assistant", "content"}.',
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -355,36 +368,103 @@ def ask(
     instruction: InstructionOption = None,
     file: FileOption = None,
     mode: RecallModeOption = None,
+    history: HistoryOption = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question from the knowledge base, citing file and page.
 
+    With --history, a follow-up is searched made standalone (the answer's "query").
     With --stream --json the output is JSON lines: {"delta": text}... then {"answer": {...}}.
     """
+    with _errors():
+        settings = _settings()
+        turns = _read_history(history, settings) if history is not None else []
+        pipeline = _pipeline(answers=True, settings=settings)
+        options = _query_options(top_k, top_n, instruction, file, mode)
+        answer = _print_answer_stream(
+            pipeline.ask_stream(question, collection=collection, options=options, history=turns),
+            stream=stream,
+            as_json=as_json,
+        )
+    if not as_json:
+        _print_sources(answer, streamed=stream)
+
+
+@app.command()
+def chat(
+    collection: CollectionOption = None,
+    instruction: InstructionOption = None,
+    file: FileOption = None,
+    mode: RecallModeOption = None,
+) -> None:
+    """A conversation: ask, then ask follow-ups ("and if it fails everywhere?") that use what was said.
+
+    One question per line; "/new" starts a new conversation, "/exit" (or end of input) leaves.
+    """
+    from rag.conversation import Turn
+
+    with _errors():
+        pipeline = _pipeline(answers=True)
+        options = _query_options(None, None, instruction, file, mode)
+        history: list[Turn] = []
+        while True:
+            try:
+                question = input("you> ").strip()
+            except EOFError:
+                break
+            if question in ("/exit", "/quit"):
+                break
+            if question == "/new":
+                history = []
+                out.print("(new conversation)")
+                continue
+            if not question:
+                continue
+            events = pipeline.ask_stream(question, collection=collection, options=options, history=history)
+            answer = _print_answer_stream(events, stream=True, as_json=False)
+            _print_sources(answer, streamed=True)
+            if answer.query != answer.question:
+                err.print(f"[dim]searched: {' '.join(answer.query.split())}[/]", highlight=False)
+            history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+def _read_history(path: Path, settings: Settings) -> list[Turn]:
+    from rag.conversation import labelled, parse_history
+
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--history {path}: not a JSON file ({exc})") from None
+    if not isinstance(items, list):
+        raise ConfigError(f'--history {path}: expected a JSON list of {{"role", "content"}}')
+    return parse_history(labelled(items), settings.conversation)
+
+
+def _print_answer_stream(events: Iterator[str | Answer], *, stream: bool, as_json: bool) -> Answer:
+    """Print an answer's text as it comes (--stream) or whole; JSON when asked. Returns the Answer."""
     from rag.types import Answer
 
     answer: Answer | None = None
-    with _errors():
-        events = _pipeline(answers=True).ask_stream(
-            question, collection=collection, options=_query_options(top_k, top_n, instruction, file, mode)
-        )
-        for event in events:
-            if isinstance(event, Answer):
-                answer = event
-            elif stream and as_json:
-                print(json.dumps({"delta": event}, ensure_ascii=False), flush=True)
-            elif stream:
-                sys.stdout.write(event)
-                sys.stdout.flush()
+    for event in events:
+        if isinstance(event, Answer):
+            answer = event
+        elif stream and as_json:
+            print(json.dumps({"delta": event}, ensure_ascii=False), flush=True)
+        elif stream:
+            sys.stdout.write(event)
+            sys.stdout.flush()
     assert answer is not None
     if as_json:
         if stream:
             print(json.dumps({"answer": answer.to_dict()}, ensure_ascii=False), flush=True)
         else:
             _emit_json(answer.to_dict())
-        return
-    out.print("\n" if stream else answer.text, highlight=False, markup=False)
+    return answer
+
+
+def _print_sources(answer: Answer, *, streamed: bool) -> None:
+    out.print("\n" if streamed else answer.text, highlight=False, markup=False)
     _report_adaptations(answer.notes, answer.degraded)
     for citation in answer.citations:
         passage = citation.passage
@@ -528,6 +608,10 @@ def evaluate(
         Path | None, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
     ] = None,
     qa: Annotated[Path | None, typer.Option("--qa", help="Questions with gold file + pages (JSONL).")] = None,
+    dialogues: Annotated[
+        Path | None,
+        typer.Option("--dialogues", help="Conversations whose last turn has a gold file + pages (JSONL)."),
+    ] = None,
     collection: CollectionOption = None,
     mode: ModeOption = None,
     split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
@@ -537,7 +621,8 @@ def evaluate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Measure retrieval on your data: nDCG/MRR/recall (BEIR) or gold-page hits (--qa), before and after reranking."""
+    """Measure retrieval on your data: nDCG/MRR/recall (BEIR), gold-page hits (--qa) before and after
+    reranking, or follow-ups' gold pages cited with their conversation and without (--dialogues)."""
     with _errors():
         try:
             import diskcache  # noqa: F401
@@ -547,10 +632,10 @@ def evaluate(
             raise ConfigError(
                 f"rag eval needs the eval extra ({exc.name} is missing): pip install 'rag-kb[eval]'"
             ) from None
-        from rag.evaluate.run import evaluate_beir, evaluate_qa
+        from rag.evaluate.run import evaluate_beir, evaluate_conversations, evaluate_qa
 
-        if (beir is None) == (qa is None):
-            raise ConfigError("give exactly one of --beir DIR or --qa FILE")
+        if sum(given is not None for given in (beir, qa, dialogues)) != 1:
+            raise ConfigError("give exactly one of --beir DIR, --qa FILE or --dialogues FILE")
         settings = _settings()
         modes = _modes(mode or [settings.recall.mode])
         command = " ".join(["rag", *sys.argv[1:]])
@@ -559,10 +644,14 @@ def evaluate(
             report = evaluate_beir(
                 settings, beir, modes, collection=collection, split=split, limit=limit, progress=progress
             )
-        else:
-            assert qa is not None
+        elif qa is not None:
             report = evaluate_qa(
                 settings, qa, modes, collection=collection, limit=limit, out_dir=out_dir, progress=progress
+            )
+        else:
+            assert dialogues is not None
+            report = evaluate_conversations(
+                settings, dialogues, modes, collection=collection, out_dir=out_dir, progress=progress
             )
         if out_dir is not None:
             from rag.evaluate.report import write_report

@@ -218,6 +218,22 @@ class ApiSettings(_Section):
     max_body_mb: float = Field(default=8, gt=0)
 
 
+class ConversationSettings(_Section):
+    """Follow-up questions: how one is turned into the query searched, and how much history counts."""
+
+    # auto: the generator LLM condenses a follow-up into a standalone question when there is one,
+    # else the model-free rule (rag.conversation); off: the last question alone.
+    rewrite: Literal["auto", "llm", "rule", "off"] = "auto"
+    # History kept, newest first, within both caps: messages (a question or an answer each) and
+    # tokens (the embedder's count); the oldest are dropped.
+    max_turns: int = Field(default=8, ge=0, le=100)
+    max_tokens: int = Field(default=1500, ge=0)
+    # Beyond these a request is refused (413), not trimmed: a client sending them is broken.
+    max_messages: int = Field(default=200, ge=1)
+    max_message_chars: int = Field(default=20000, ge=1)
+    condense_max_tokens: int = Field(default=96, ge=8)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -235,6 +251,7 @@ class Settings(BaseSettings):
     recall: RecallSettings = RecallSettings()
     rerank: RerankSettings = RerankSettings()
     generate: GenerateSettings = GenerateSettings()
+    conversation: ConversationSettings = ConversationSettings()
     api: ApiSettings = ApiSettings()
 
 

@@ -5,6 +5,7 @@
     │   └── CollectionNotFound
     ├── ModelLoadError       a model that cannot be loaded here (missing weights, offline hub)
     ├── LoadError            one input file that cannot be turned into text; carries the path
+    ├── InvalidHistory       a conversation's history that cannot be used; names the field
     ├── StoreError           the vector store refused or is unreachable
     └── BackendError         a served backend (reranker, generator) misbehaved
         ├── BackendUnavailable
@@ -39,6 +40,16 @@ class CollectionNotFound(ConfigError):
 
 class ModelLoadError(RagError):
     pass
+
+
+class InvalidHistory(RagError):
+    """`field` names where (e.g. "history.2.role"); `status` is the HTTP status it maps to (422
+    malformed, 413 too long). The message never quotes what was said."""
+
+    def __init__(self, field: str, message: str, *, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.status = status
 
 
 class LoadError(RagError):

@@ -19,6 +19,7 @@ from typing import Any
 
 from rag.backends import NO_RERANKER, gpu_model_on_cpu
 from rag.config import RecallMode, Settings
+from rag.conversation import QueryRewriter, Rewrite, Turn, recent
 from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError
 from rag.generate import Generator, build_generator
@@ -83,6 +84,7 @@ class RagPipeline:
         self.lexical = LexicalIndexes(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
         self.rerank_speed = Throughput()
+        self.rewriter = QueryRewriter(settings.conversation, self.generator, settings.api.max_question_chars)
 
     def warm_up(self, *, generator: bool = True) -> None:
         """Load the models now (search alone needs no generator)."""
@@ -208,8 +210,20 @@ class RagPipeline:
         return recalled[:count], (note,)
 
     # -- answers ----------------------------------------------------------------------------
-    def ask(self, question: str, *, collection: str | None = None, options: SearchOptions | None = None) -> Answer:
-        return self.answer(question, self.search(question, collection=collection, options=options))
+    def ask(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        options: SearchOptions | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Answer:
+        answer: Answer | None = None
+        for item in self.ask_stream(question, collection=collection, options=options, history=history):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
 
     def answer(self, question: str, result: SearchResult) -> Answer:
         """The answer to `question` from passages already searched (rag eval reuses its search)."""
@@ -221,10 +235,34 @@ class RagPipeline:
         return answer
 
     def ask_stream(
-        self, question: str, *, collection: str | None = None, options: SearchOptions | None = None
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        options: SearchOptions | None = None,
+        history: Sequence[Turn] = (),
     ) -> Iterator[str | Answer]:
-        """The answer's text piece by piece as the generator writes it, then the whole Answer."""
-        yield from self.answer_stream(question, self.search(question, collection=collection, options=options))
+        """The answer's text piece by piece as the generator writes it, then the whole Answer.
+        With `history` (the conversation before `question`), a follow-up is searched made standalone."""
+        started = time.perf_counter()
+        rewrite = self.standalone(question, history)
+        condensed_s = time.perf_counter() - started
+        result = self.search(rewrite.query, collection=collection, options=options)
+        if rewrite.method != "as-asked":
+            result = replace(
+                result,
+                timings={"condense": condensed_s, **result.timings},
+                degraded=(*rewrite.degraded, *result.degraded),
+                notes=(*rewrite.notes, *result.notes),
+            )
+        # Answered as searched: the follow-up alone is too bare for the extractive floor (measured:
+        # most data/ follow-ups were refused), at the cost of its sentences leaning to the earlier question.
+        for item in self.answer_stream(rewrite.query, result):
+            yield replace(item, question=question) if isinstance(item, Answer) else item
+
+    def standalone(self, question: str, history: Sequence[Turn]) -> Rewrite:
+        """The query to search for `question` after `history` (capped to the newest turns)."""
+        return self.rewriter.rewrite(question, recent(history, self.settings.conversation, self.embedder.count_tokens))
 
     def answer_stream(self, question: str, result: SearchResult) -> Iterator[str | Answer]:
         passages = result.passages
@@ -236,6 +274,7 @@ class RagPipeline:
             yield text
             yield Answer(
                 question=question,
+                query=result.query,
                 text=text,
                 citations=(),
                 found=False,
@@ -287,6 +326,7 @@ class RagPipeline:
         )
         yield Answer(
             question=question,
+            query=result.query,
             text=text,
             citations=citations,
             found=found,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,20 @@ class Citation:
         return {"n": self.n, "cited": self.cited, "snippet": self.snippet, **self.passage.to_dict()}
 
 
+TurnRole = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation before the question (rag.conversation)."""
+
+    role: TurnRole
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
 @dataclass(frozen=True)
 class Answer:
     """What `ask` returns: the answer text, its numbered sources, and how it was made.
@@ -191,10 +205,12 @@ class Answer:
     degraded: tuple[str, ...] = ()  # stages that fell back: "rerank", "generate"
     notes: tuple[str, ...] = ()
     reranked: int = 0  # candidates the reranker scored (0: recall order)
+    query: str = ""  # what was searched: the question, or a follow-up made standalone ("": the question)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "query": self.query or self.question,
             "answer": self.text,
             "found": self.found,
             "citations": [c.to_dict() for c in self.citations],

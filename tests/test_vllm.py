@@ -18,11 +18,12 @@ import pytest
 
 from rag.api import create_app
 from rag.config import load_settings
+from rag.conversation import Turn, standalone_line
 from rag.embedding.local import SentenceTransformerEmbedder
 from rag.embedding.openai_http import OpenAIEmbedder
 from rag.errors import BackendTimeout, BackendUnavailable
 from rag.generate.openai_http import OpenAIChatGenerator
-from rag.generate.prompt import build_messages
+from rag.generate.prompt import build_messages, condense_messages
 from rag.pipeline import RagPipeline
 from rag.rerank.local import LocalQwen3Reranker
 from rag.rerank.vllm_http import VllmReranker
@@ -200,7 +201,7 @@ class TestGenerator:
         # What the server renders from the very payload we send: Qwen3's template with thinking off.
         from transformers import AutoTokenizer
 
-        payload = generator.payload(QUERY, self.PASSAGES)
+        payload = generator.payload(build_messages(QUERY, self.PASSAGES))
         assert payload["chat_template_kwargs"] == {"enable_thinking": False}
         tokenizer = AutoTokenizer.from_pretrained(str(vllm.models["generator"]))
         messages = build_messages(QUERY, self.PASSAGES)
@@ -219,7 +220,7 @@ class TestGenerator:
     def test_finish_reasons_stop_and_length(self, vllm: VllmStack) -> None:
         """Our payload, as vLLM finishes it: cut by max_tokens (length), or the model's end (stop)."""
         generator = self.generator(vllm, max_tokens="3")
-        payload = {**generator.payload(QUERY, self.PASSAGES), "stream": False}
+        payload = {**generator.payload(build_messages(QUERY, self.PASSAGES)), "stream": False}
         url = f"{vllm.generator.url}/v1/chat/completions"
         cut = httpx.post(url, json=payload, timeout=60).json()
         assert cut["choices"][0]["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == 3
@@ -227,6 +228,31 @@ class TestGenerator:
         assert ended["choices"][0]["finish_reason"] == "stop"
         # Our client reads both: a streamed answer cut at max_tokens, and one the model ended at once.
         assert len("".join(generator.stream(QUERY, self.PASSAGES))) > 0
+
+    def test_condenses_a_follow_up_into_the_query_searched(self, vllm: VllmStack, index: Path, minilm) -> None:
+        """conversation.rewrite auto + an LLM generator: the follow-up is searched as the model
+        condensed it (the tiny model's words are random; what is checked is that its reply, to our
+        condense prompt, is what gets searched)."""
+        generator = self.generator(vllm)
+        settings = offline_settings(index, RAG_RECALL__MODE="hybrid")
+        pipeline = RagPipeline(settings, embedder=minilm, generator=generator)
+        assert pipeline.rewriter.method == "llm"
+        history = [Turn("user", "How do I fix VPN error 809?"), Turn("assistant", "Open UDP 500 and 4500.")]
+        follow_up = "What if it fails on every network?"
+        limit = settings.conversation.condense_max_tokens
+        payload = generator.payload(condense_messages(follow_up, history), max_tokens=limit, temperature=0.0)
+        reply = httpx.post(
+            f"{vllm.generator.url}/v1/chat/completions", json={**payload, "stream": False}, timeout=120
+        ).json()["choices"][0]["message"]["content"]
+        answer = pipeline.ask(follow_up, history=history)
+        assert "condense" in answer.timings and answer.question == follow_up
+        if standalone_line(reply):
+            assert answer.query == standalone_line(reply)[-settings.api.max_question_chars :]
+            assert "condense" not in answer.degraded
+        else:  # the model said nothing usable: the rule, and the answer says so
+            assert answer.degraded[:1] == ("condense",) and answer.query.endswith(follow_up)
+        standalone = pipeline.ask("How do I reset a VPN token?", history=history)
+        assert standalone.query == "How do I reset a VPN token?" and "condense" not in standalone.timings
 
     def test_a_client_that_goes_away_mid_stream(self, vllm: VllmStack) -> None:
         generator = self.generator(vllm, max_tokens="1500")

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import BackendError, CollectionNotFound, ConfigError, RagError, StoreUnavailable
+from rag.errors import BackendError, CollectionNotFound, ConfigError, InvalidHistory, RagError, StoreUnavailable
 
 log = logging.getLogger("rag.api")
 
@@ -53,6 +53,8 @@ def describe(exc: BaseException, request_id: str) -> Failure:
     if isinstance(exc, CollectionNotFound):
         # Not str(exc): that names the server's data folder, which is none of a client's business.
         return Failure(404, "collection_not_found", f"no knowledge base named {exc.name!r}")
+    if isinstance(exc, InvalidHistory):
+        return Failure(exc.status, "invalid_history", str(exc))
     if isinstance(exc, ConfigError):
         return Failure(400, "bad_request", str(exc))
     if isinstance(exc, BackendError):

@@ -77,8 +77,23 @@ class SearchRequest(QueryOptions):
     query: Question
 
 
+class HistoryTurn(JsonBody):
+    """One earlier message of the conversation. Checked in the route (roles, empty or over-long
+    content), so the error names the setting that limits it."""
+
+    model_config = ConfigDict(extra="ignore")
+    role: str = Field(description='"user" or "assistant"')
+    content: Any = Field(description="What was said.")
+
+
 class AskRequest(QueryOptions):
     question: Question
+    history: list[HistoryTurn] = Field(
+        default=[],
+        description="The conversation before `question`, oldest first: a follow-up is searched made standalone "
+        "(the answer's `query`). Capped to the newest conversation.max_turns / max_tokens.",
+        examples=[[{"role": "user", "content": "How do I fix VPN error 809?"}, {"role": "assistant", "content": "…"}]],
+    )
     stream: bool = Field(default=False, description="Server-sent events: delta... then answer.")
 
 

@@ -1,7 +1,9 @@
 """OpenAI-compatible chat over a knowledge base: any OpenAI SDK or chat UI can ask our collections.
 
 The model name selects the collection (`GET /v1/models` lists those the key may read). The last
-user message is the question (earlier turns are not used for retrieval yet). The answer text
+user message is the question; the user and assistant messages before it are the conversation it
+follows (system, developer and tool messages are not: they instruct a model, and we answer from
+the knowledge base alone), so a follow-up is searched made standalone. The answer text
 cites [n]; the sources come in an extra `citations` field, on the completion or, when streaming,
 on the last chunk before `[DONE]`.
 """
@@ -23,6 +25,8 @@ from rag.api.deps import AppMetrics, AppSettings, Pipeline, Reader, in_body, req
 from rag.api.errors import ApiError, check_length, request_id_of
 from rag.api.models import JsonBody
 from rag.api.streaming import event_stream
+from rag.config import ConversationSettings
+from rag.conversation import Turn, parse_history
 from rag.types import Answer
 
 router = APIRouter(tags=["openai"])
@@ -50,11 +54,24 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def question_of(body: ChatRequest) -> str:
-    for message in reversed(body.messages):
+# Roles OpenAI defines that carry no part of the user's conversation with the knowledge base.
+_NOT_CONVERSATION = frozenset({"system", "developer", "tool", "function"})
+
+
+def conversation_of(body: ChatRequest, settings: ConversationSettings) -> tuple[str, list[Turn]]:
+    """The question (the last user message) and the conversation before it."""
+    for last in range(len(body.messages) - 1, -1, -1):
+        message = body.messages[last]
         if message.role == "user" and _text(message.content).strip():
-            return _text(message.content).strip()
-    raise ApiError(422, "invalid_request", "messages: no user message with text")
+            break
+    else:
+        raise ApiError(422, "invalid_request", "messages: no user message with text")
+    earlier = [
+        (f"messages.{i}", {"role": m.role, "content": _text(m.content)})
+        for i, m in enumerate(body.messages[:last])
+        if m.role not in _NOT_CONVERSATION and not (m.role == "assistant" and not _text(m.content).strip())
+    ]
+    return _text(body.messages[last].content).strip(), parse_history(earlier, settings, field="messages")
 
 
 @router.get("/v1/models")
@@ -70,13 +87,13 @@ async def chat_completions(
     body: ChatRequest, request: Request, pipeline: Pipeline, settings: AppSettings, metrics: AppMetrics
 ) -> dict[str, Any] | StreamingResponse:
     collection = body.model
-    question = question_of(body)
+    question, history = conversation_of(body, settings.conversation)
     check_length(question, settings.api.max_question_chars, "question")
     await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
-        answer = await run_in_threadpool(pipeline.ask, question, collection=collection)
+        answer = await run_in_threadpool(pipeline.ask, question, collection=collection, history=history)
         metrics.observe(answer)
         return {
             "id": completion_id,
@@ -89,7 +106,7 @@ async def chat_completions(
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             **_extras(answer),
         }
-    events = pipeline.ask_stream(question, collection=collection)
+    events = pipeline.ask_stream(question, collection=collection, history=history)
     return event_stream(
         events, ChatChunks(completion_id, created, collection), metrics=metrics, request_id=request_id_of(request)
     )
@@ -130,6 +147,7 @@ class ChatChunks:
 
 def _extras(answer: Answer) -> dict[str, Any]:
     return {
+        "query": answer.query or answer.question,
         "citations": [c.to_dict() for c in answer.citations],
         "found": answer.found,
         "degraded": list(answer.degraded),

@@ -21,6 +21,7 @@ from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankReque
 from rag.api.streaming import event_stream
 from rag.backends import NO_RERANKER
 from rag.config import Settings
+from rag.conversation import Turn, labelled, parse_history
 from rag.pipeline import SearchOptions
 from rag.types import Answer
 
@@ -78,14 +79,21 @@ async def ask(
     written, then one `answer` event with the whole Answer (citations, timings, degraded)."""
     check_length(body.question, settings.api.max_question_chars, "question")
     options = search_options(body, settings)
+    history = history_of(body, settings)
     if not body.stream:
-        answer = await run_in_threadpool(rag.ask, body.question, collection=body.collection, options=options)
+        answer = await run_in_threadpool(
+            rag.ask, body.question, collection=body.collection, options=options, history=history
+        )
         metrics.observe(answer)
         return answer.to_dict()
     # Open the collection first: a missing one is a 404, not an error inside a 200 stream.
     await run_in_threadpool(rag.knowledge_base, body.collection)
-    events = rag.ask_stream(body.question, collection=body.collection, options=options)
+    events = rag.ask_stream(body.question, collection=body.collection, options=options, history=history)
     return event_stream(events, AskEvents(), metrics=metrics, request_id=request_id_of(request))
+
+
+def history_of(body: AskRequest, settings: Settings) -> list[Turn]:
+    return parse_history(labelled([turn.model_dump() for turn in body.history]), settings.conversation)
 
 
 @router.post("/v1/rerank", tags=["rerank"], dependencies=[require("read")])

@@ -34,7 +34,7 @@ class QaItem:
         return self.kind != "unanswerable" and self.doc not in ("", "none")
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
+def read_jsonl(path: Path) -> Iterator[dict]:
     try:
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
@@ -57,19 +57,19 @@ def load_beir(folder: Path, *, split: str = "test", limit: int | None = None) ->
     with qrels_path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
-    all_queries = {str(q["_id"]): str(q["text"]) for q in _jsonl(folder / "queries.jsonl")}
+    all_queries = {str(q["_id"]): str(q["text"]) for q in read_jsonl(folder / "queries.jsonl")}
     judged = [qid for qid in all_queries if qid in qrels]
     if limit is not None:
         judged = judged[:limit]
     corpus = {
-        str(d["_id"]): f"{d.get('title', '')} {d.get('text', '')}".strip() for d in _jsonl(folder / "corpus.jsonl")
+        str(d["_id"]): f"{d.get('title', '')} {d.get('text', '')}".strip() for d in read_jsonl(folder / "corpus.jsonl")
     }
     return BeirSet(corpus, {qid: all_queries[qid] for qid in judged}, {qid: qrels[qid] for qid in judged})
 
 
 def load_qa(path: Path) -> list[QaItem]:
     items = []
-    for row in _jsonl(path):
+    for row in read_jsonl(path):
         try:
             items.append(
                 QaItem(

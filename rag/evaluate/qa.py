@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
@@ -28,11 +28,19 @@ def passage_pages(passage: Passage) -> set[int]:
     return {int(p) for p in pages}
 
 
-def gold_rank(item: QaItem, passages: Sequence[Passage]) -> int | None:
-    """1-based rank of the first passage from the gold file on a gold page, or None."""
+class Gold(Protocol):
+    @property
+    def doc(self) -> str: ...
+    @property
+    def pages(self) -> tuple[int, ...]: ...
+
+
+def gold_rank(item: Gold, passages: Sequence[Passage]) -> int | None:
+    """1-based rank of the first passage from the gold file on a gold page (any passage of the
+    file when no page is given: a file without pages), or None."""
     gold = set(item.pages)
     for rank, passage in enumerate(passages, start=1):
-        if passage.file_name == item.doc and passage_pages(passage) & gold:
+        if passage.file_name == item.doc and (not gold or passage_pages(passage) & gold):
             return rank
     return None
 

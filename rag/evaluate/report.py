@@ -28,6 +28,8 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 if run[stage] is not None:
                     rows.append([run["mode"], _stage_name(stage, run), *(_f(run[stage][m]) for m in METRICS)])
         return header, rows
+    if report["kind"] == "dialogues":
+        return _dialogue_rows(report)
     header = ["mode", "questions", "stage", "hit@1", "hit@5", "unanswerable refused"]
     for run in report["runs"]:
         for group, figures in run["groups"].items():
@@ -46,6 +48,27 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                     ]
                 )
     return header, rows
+
+
+def _dialogue_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["mode", "rewrite", "dialogues", "last turn: gold page cited, with history", "alone"]
+    rows = [
+        [
+            run["mode"],
+            run["rewrite"],
+            f"{group} ({figures['dialogues']})",
+            _share(figures["with_history"]),
+            _share(figures["alone"]),
+        ]
+        for run in report["runs"]
+        for group, figures in run["groups"].items()
+    ]
+    return header, rows
+
+
+def _share(figure: dict[str, Any]) -> str:
+    low, high = figure["ci95"]
+    return f"{figure['hit']:.0%} [{low:.0%}, {high:.0%}]"
 
 
 def _stage_name(stage: str, run: dict[str, Any]) -> str:
@@ -138,6 +161,8 @@ def _curves(report: dict[str, Any]) -> list[tuple[str, list[float], bool]]:
 
 
 def _plot(report: dict[str, Any], path: Path) -> Path | None:
+    if report["kind"] == "dialogues":
+        return None  # one figure per group, no curve
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write files only

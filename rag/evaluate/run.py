@@ -10,6 +10,7 @@ from rag.config import RecallMode, Settings
 from rag.evaluate.beir import build_collection, collection_name, run_queries, summarize
 from rag.evaluate.cache import CachedEncoder
 from rag.evaluate.data import load_beir, load_qa
+from rag.evaluate.dialogues import evaluate_dialogues
 from rag.evaluate.qa import open_answers, run_qa
 from rag.pipeline import RagPipeline
 
@@ -79,3 +80,18 @@ def evaluate_qa(
         "answers": str(answers_path),
         "runs": runs,
     }
+
+
+def evaluate_conversations(
+    settings: Settings,
+    path: Path,
+    modes: list[RecallMode],
+    *,
+    collection: str | None = None,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    pipeline: RagPipeline | None = None,
+) -> dict[str, Any]:
+    pipeline = pipeline if pipeline is not None else RagPipeline(settings)
+    folder = out_dir if out_dir is not None else settings.data_dir / "eval"
+    return evaluate_dialogues(pipeline, path, modes, collection=collection, out_dir=folder, progress=progress)

@@ -8,10 +8,11 @@ says so, or fails, as configured).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from rag.backends import GENERATORS, Backend, backend_class
 from rag.config import GenerateSettings
+from rag.errors import BackendError
 from rag.types import Passage
 
 if TYPE_CHECKING:
@@ -23,7 +24,15 @@ class Generator(Backend, Protocol):
     """A backend's constructor takes the `GenerateSettings` and, by keyword, the pipeline's
     `embedder` (the extractive backend answers with it; the others ignore it)."""
 
+    # An LLM that writes from any chat messages (`complete`), e.g. to condense a follow-up
+    # question; the extractive backend only quotes passages.
+    writes: ClassVar[bool] = True
+
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]: ...
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
+        """The whole reply to chat `messages`, at most `max_tokens` long (temperature 0)."""
+        raise BackendError(f"the {self.name} generator writes no text of its own")
 
 
 def build_generator(settings: GenerateSettings, *, embedder: Embedder) -> Generator:

@@ -40,6 +40,7 @@ class ExtractiveGenerator(Generator):
     """No model of its own: it reads with the pipeline's embedder."""
 
     name = "extractive"
+    writes = False
 
     def __init__(self, settings: GenerateSettings, *, embedder: Embedder) -> None:
         self.embedder = embedder

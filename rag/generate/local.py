@@ -59,9 +59,12 @@ class LocalGenerator(Generator):
         self._model = self._tokenizer = None
 
     def prompt_ids(self, question: str, passages: Sequence[Passage]) -> Any:
+        return self._message_ids(build_messages(question, passages))
+
+    def _message_ids(self, messages: list[dict[str, str]]) -> Any:
         self.warm_up()
         return self._tokenizer.apply_chat_template(
-            build_messages(question, passages),
+            messages,
             add_generation_prompt=True,
             enable_thinking=False,
             return_tensors="pt",
@@ -69,16 +72,20 @@ class LocalGenerator(Generator):
         )
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        return self._generate(self.prompt_ids(question, passages), self.settings.max_tokens, self.settings.temperature)
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
+        return "".join(self._generate(self._message_ids(messages), max_tokens, 0.0))
+
+    def _generate(self, prompt: Any, max_tokens: int, temperature: float) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
-        inputs = self.prompt_ids(question, passages).to(self.device)
+        inputs = prompt.to(self.device)
         streamer = TextIteratorStreamer(
             self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=_GENERATION_TIMEOUT_S
         )
         sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": self.settings.temperature}
-            if self.settings.temperature > 0
-            else {"do_sample": False}
+            {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )
         failure: list[BaseException] = []
 
@@ -88,7 +95,7 @@ class LocalGenerator(Generator):
                     self._model.generate(
                         **inputs,
                         streamer=streamer,
-                        max_new_tokens=self.settings.max_tokens,
+                        max_new_tokens=max_tokens,
                         pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
                         **sampling,
                     )

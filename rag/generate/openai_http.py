@@ -48,12 +48,14 @@ class OpenAIChatGenerator(HttpBackend, Generator):
         """Raise a BackendError unless the server lists its models (GET /v1/models)."""
         self._probe("models", min(5.0, self.openai.timeout_s))
 
-    def payload(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
+    def payload(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None, temperature: float | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.openai.model,
-            "messages": build_messages(question, passages),
-            "max_tokens": self.settings.max_tokens,
-            "temperature": self.settings.temperature,
+            "messages": messages,
+            "max_tokens": self.settings.max_tokens if max_tokens is None else max_tokens,
+            "temperature": self.settings.temperature if temperature is None else temperature,
             "stream": True,
         }
         if self.openai.chat_template_kwargs is not None:
@@ -61,8 +63,13 @@ class OpenAIChatGenerator(HttpBackend, Generator):
         return body
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        return self._stream(self.payload(build_messages(question, passages)))
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int) -> str:
+        return "".join(self._stream(self.payload(messages, max_tokens=max_tokens, temperature=0.0)))
+
+    def _stream(self, payload: dict[str, Any]) -> Iterator[str]:
         deadline = time.monotonic() + self.openai.timeout_s
-        payload = self.payload(question, passages)
         response: httpx.Response | None = None
         for attempt in retrying(self.openai.retries, self.openai.timeout_s):
             with attempt:

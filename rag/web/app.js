@@ -198,6 +198,74 @@ function renderCitations(answer) {
   }
 }
 
+// -- the conversation ---------------------------------------------------------------------------
+// Each question is asked with the turns before it (`history`), so a follow-up ("and if it fails
+// everywhere?") is searched about the right subject. A conversation keeps its collection, recall
+// mode and instruction: those controls are locked until "New conversation". Kept in this tab only.
+const CONVERSATION_STORAGE = "rag-kb.conversation";
+let conversation = loadConversation();
+
+function loadConversation() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(CONVERSATION_STORAGE));
+    if (saved && Array.isArray(saved.turns)) return saved;
+  } catch { /* nothing usable saved: start afresh */ }
+  return { collection: null, mode: "", instruction: "", turns: [] };
+}
+
+function saveConversation() {
+  sessionStorage.setItem(CONVERSATION_STORAGE, JSON.stringify(conversation));
+}
+
+function historyOf(turns) {
+  return turns.flatMap((t) => [{ role: "user", content: t.question }, { role: "assistant", content: t.answer }]);
+}
+
+function turnItem(turn) {
+  const sources = (turn.citations || []).map((c) => `[${c.n}] ${c.file}${c.page ? ` p. ${c.page}` : ""}`);
+  return el(
+    "li",
+    { class: "turn" },
+    el("p", { class: "question", text: turn.question }),
+    el("p", { class: "answer", text: turn.answer }),
+    el("p", { class: "muted sources", text: sources.join(" · ") }),
+  );
+}
+
+function renderConversation() {
+  const earlier = conversation.turns.slice(0, -1);
+  $("thread").replaceChildren(...earlier.map(turnItem));
+  const locked = conversation.turns.length > 0;
+  for (const id of ["ask-collection", "ask-mode", "ask-instruction"]) $(id).disabled = locked;
+  if (locked) {
+    $("ask-collection").value = conversation.collection || "";
+    $("ask-mode").value = conversation.mode;
+    $("ask-instruction").value = conversation.instruction;
+  }
+  $("conversation-state").textContent = locked
+    ? `${conversation.turns.length} question(s) in this conversation; follow-ups use them`
+    : "Ctrl+Enter in the question asks too";
+}
+
+function newConversation() {
+  conversation = { collection: null, mode: "", instruction: "", turns: [] };
+  saveConversation();
+  citations = [];
+  banner("ask-banner", "", "");
+  for (const id of ["answer", "ask-timings"]) $(id).textContent = "";
+  $("citations").replaceChildren();
+  $("current-question").hidden = $("ask-query").hidden = $("citation-detail").hidden = true;
+  renderConversation();
+}
+
+function showCurrent(turn) {
+  $("current-question").textContent = turn.question;
+  $("current-question").hidden = false;
+  const rewritten = turn.query && turn.query !== turn.question;
+  $("ask-query").textContent = rewritten ? `Searched: ${turn.query.replace(/\s+/g, " ")}` : "";
+  $("ask-query").hidden = !rewritten;
+}
+
 async function ask(event) {
   event.preventDefault();
   const button = $("ask-submit");
@@ -208,9 +276,17 @@ async function ask(event) {
   $("citations").replaceChildren();
   $("ask-timings").textContent = "";
   $("citation-detail").hidden = true;
-  const body = { question: $("ask-question").value, collection: $("ask-collection").value || null, stream: true };
-  if ($("ask-instruction").value.trim()) body.instruction = $("ask-instruction").value.trim();
-  if ($("ask-mode").value) body.recall_mode = $("ask-mode").value;
+  if (!conversation.turns.length) {
+    conversation.collection = $("ask-collection").value || null;
+    conversation.mode = $("ask-mode").value;
+    conversation.instruction = $("ask-instruction").value.trim();
+  }
+  const question = $("ask-question").value;
+  $("thread").replaceChildren(...conversation.turns.map(turnItem));
+  showCurrent({ question });
+  const body = { question, collection: conversation.collection, history: historyOf(conversation.turns), stream: true };
+  if (conversation.instruction) body.instruction = conversation.instruction;
+  if (conversation.mode) body.recall_mode = conversation.mode;
   try {
     const response = await fetch("/v1/ask", {
       method: "POST",
@@ -226,6 +302,12 @@ async function ask(event) {
       } else if (event.name === "answer") {
         renderCitations(event.data);
         renderAnswerText(event.data.answer);
+        const turn = { question, answer: event.data.answer, query: event.data.query, citations: event.data.citations };
+        conversation.turns.push(turn);
+        saveConversation();
+        renderConversation();
+        showCurrent(turn);
+        $("ask-question").value = "";
       } else if (event.name === "error") {
         throw new Error(errorText(503, event.data));
       }
@@ -238,6 +320,7 @@ async function ask(event) {
 }
 
 $("ask-form").addEventListener("submit", ask);
+$("new-conversation").addEventListener("click", newConversation);
 $("ask-question").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
 });
@@ -427,5 +510,8 @@ $("docs-collection").addEventListener("change", loadDocuments);
 // -- start -----------------------------------------------------------------------------------
 window.addEventListener("hashchange", showPage);
 showKeyState();
-loadCollections().then(showPage);
+loadCollections().then(() => {
+  renderConversation();
+  showPage();
+});
 checkHealth();

@@ -64,11 +64,14 @@ def run_chroma(path: Path, port: int, log: Path) -> Iterator[subprocess.Popen[by
             stop(process)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`rag ...` as a user runs it: a real subprocess."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`rag ...` as a user runs it: a real subprocess (`input`: what the user types)."""
     rag = Path(sys.executable).with_name("rag")
     return subprocess.run(
         [str(rag), *args],
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
