@@ -58,7 +58,8 @@ def main() -> None:
     pipeline.warm_up()
     collection = pipeline.knowledge_base(args.collection).name
     items: list[Dialogue] = load_dialogues(args.dialogues)
-    report: dict[str, object] = {"dialogues": len(items), "collection": collection, "runs": {}}
+    runs: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
+    report = {"dialogues": len(items), "collection": collection, "runs": runs}
     for mode in args.mode or [settings.recall.mode]:
         options = SearchOptions(mode=mode)
         hits: dict[str, dict[str, list[bool]]] = {name: {"tune": [], "check": []} for name in RULES}
@@ -72,16 +73,11 @@ def main() -> None:
             for name, rule in RULES.items():
                 passages = searched(pipeline, rule(last, history), collection, options)
                 hits[name][item.split].append(gold_rank(item, passages) is not None)
-            leans = leans_on_history(last)
-            gated[item.split].append(
-                leans
-                and hits["all questions + follow-up"][item.split][-1]
-                or not leans
-                and hits["alone"][item.split][-1]
-            )
+            chosen = "all questions + follow-up" if leans_on_history(last) else "alone"
+            gated[item.split].append(hits[chosen][item.split][-1])
         rows = {name: {split: _share(values) for split, values in by_split.items()} for name, by_split in hits.items()}
         rows["all questions + follow-up, only when it leans on history"] = {s: _share(v) for s, v in gated.items()}
-        report["runs"][mode] = rows  # type: ignore[index]
+        runs[mode] = rows
         print(f"\n{mode}: gold page in the top {settings.rerank.top_n}")
         for name, by_split in rows.items():
             cells = "  ".join(

@@ -255,16 +255,18 @@ class RagPipeline:
                 degraded=(*rewrite.degraded, *result.degraded),
                 notes=(*rewrite.notes, *result.notes),
             )
-        # Answered as searched: the follow-up alone is too bare for the extractive floor (measured:
-        # most data/ follow-ups were refused), at the cost of its sentences leaning to the earlier question.
-        for item in self.answer_stream(rewrite.query, result):
+        # Answered as searched: the bare follow-up is too far from any sentence for the extractive
+        # floor (most data/ follow-ups were refused). A rule's query also holds the earlier
+        # questions, so the extractive answer orders its sentences by the follow-up too (`focus`).
+        focus = question if rewrite.method == "rule" else None
+        for item in self.answer_stream(rewrite.query, result, focus=focus):
             yield replace(item, question=question) if isinstance(item, Answer) else item
 
     def standalone(self, question: str, history: Sequence[Turn]) -> Rewrite:
         """The query to search for `question` after `history` (capped to the newest turns)."""
         return self.rewriter.rewrite(question, recent(history, self.settings.conversation, self.embedder.count_tokens))
 
-    def answer_stream(self, question: str, result: SearchResult) -> Iterator[str | Answer]:
+    def answer_stream(self, question: str, result: SearchResult, *, focus: str | None = None) -> Iterator[str | Answer]:
         passages = result.passages
         timings = dict(result.timings)
         degraded, notes = list(result.degraded), list(result.notes)
@@ -291,7 +293,7 @@ class RagPipeline:
         started = time.perf_counter()
         try:
             if self.generator is self.extractive:
-                text, snippets = self._extract(question, passages, notes)
+                text, snippets = self._extract(question, passages, notes, focus)
                 pieces.append(text)
                 yield text
             else:
@@ -309,7 +311,7 @@ class RagPipeline:
                 log.warning("generator failed, answering extractively: %s", exc)
                 notes.append(f"generator failed, answered extractively: {exc}")
                 generator_name = self.extractive.name
-                text, snippets = self._extract(question, passages, notes)
+                text, snippets = self._extract(question, passages, notes, focus)
                 pieces.append(text)
                 yield text
         timings["generate"] = time.perf_counter() - started
@@ -337,8 +339,10 @@ class RagPipeline:
             reranked=result.reranked,
         )
 
-    def _extract(self, question: str, passages: Sequence[Passage], notes: list[str]) -> tuple[str, dict[int, str]]:
-        extracts, closest = self.extractive.closest(question, passages)
+    def _extract(
+        self, question: str, passages: Sequence[Passage], notes: list[str], focus: str | None = None
+    ) -> tuple[str, dict[int, str]]:
+        extracts, closest = self.extractive.closest(question, passages, focus=focus)
         if not extracts:
             notes.append(
                 f"no sentence of the passages is close enough to the question ({closest:.3f} < "

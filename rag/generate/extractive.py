@@ -58,8 +58,14 @@ class ExtractiveGenerator(Generator):
         Empty when none reaches `min_similarity`; see `closest` for how near the best one came."""
         return self.closest(question, passages)[0]
 
-    def closest(self, question: str, passages: Sequence[Passage]) -> tuple[list[Extract], float]:
-        """The selection and the best sentence's similarity (-1 when there was no sentence)."""
+    def closest(
+        self, question: str, passages: Sequence[Passage], *, focus: str | None = None
+    ) -> tuple[list[Extract], float]:
+        """The selection and the best sentence's similarity to `question` (-1 when there was no
+        sentence). `focus` (a follow-up, when `question` is it joined to the earlier questions):
+        whether any sentence is close enough is still decided on `question`, but sentences are
+        chosen by their mean similarity to both, so the answer is to the follow-up, not to the
+        question before it."""
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
@@ -68,16 +74,20 @@ class ExtractiveGenerator(Generator):
         ][:MAX_CANDIDATE_SENTENCES]
         if not candidates:
             return [], -1.0
-        query = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
-        scores = vectors @ query
+        scores = vectors @ np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        rank = scores
+        if focus is not None and focus != question:
+            focused = vectors @ np.asarray(self.embedder.embed_query(focus), dtype=np.float32)
+            rank = ((scores + focused) / 2).astype(np.float32)
+        # Whether anything answers is decided on `question` alone; which sentences answer, by rank.
+        found = float(scores.max()) >= self.min_similarity
+        eligible = [int(i) for i in np.argsort(-rank, kind="stable")] if found else []
         chosen: list[Extract] = []
         seen: list[str] = []
-        order = np.argsort(-scores, kind="stable")
-        # Later sentences must be nearly as close as the best: no padding the answer with weak ones.
-        floor = max(self.min_similarity, float(scores[order[0]]) - RUNNER_UP_MARGIN)
-        for i in order:
-            if scores[i] < floor or len(chosen) == self.max_sentences:
+        for i in eligible:
+            # Later sentences must be nearly as close as the best: no padding the answer with weak ones.
+            if rank[i] < rank[eligible[0]] - RUNNER_UP_MARGIN or len(chosen) == self.max_sentences:
                 break
             n, sentence = candidates[i]
             key = " ".join(_WORD.findall(sentence.lower()))
@@ -85,7 +95,7 @@ class ExtractiveGenerator(Generator):
                 continue
             seen.append(key)
             chosen.append(Extract(n, _clip(sentence), float(scores[i])))
-        return chosen, float(scores[order[0]])
+        return chosen, float(scores.max())
 
     def compose(self, question: str, extracts: Sequence[Extract]) -> str:
         if not extracts:
