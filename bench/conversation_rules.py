@@ -15,6 +15,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rag.config import load_settings
 from rag.conversation import Turn, leans_on_history, rule_query
@@ -58,7 +59,7 @@ def main() -> None:
     pipeline.warm_up()
     collection = pipeline.knowledge_base(args.collection).name
     items: list[Dialogue] = load_dialogues(args.dialogues)
-    runs: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
+    runs: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     report = {"dialogues": len(items), "collection": collection, "runs": runs}
     for mode in args.mode or [settings.recall.mode]:
         options = SearchOptions(mode=mode)
@@ -89,7 +90,7 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _share(values: list[bool]) -> dict[str, object]:
+def _share(values: list[bool]) -> dict[str, Any]:
     return {"hit": sum(values) / len(values), "ci95": wilson_interval(sum(values), len(values)), "n": len(values)}
 
 

@@ -218,21 +218,11 @@ class RagPipeline:
         options: SearchOptions | None = None,
         history: Sequence[Turn] = (),
     ) -> Answer:
-        answer: Answer | None = None
-        for item in self.ask_stream(question, collection=collection, options=options, history=history):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        return _final(self.ask_stream(question, collection=collection, options=options, history=history))
 
     def answer(self, question: str, result: SearchResult) -> Answer:
         """The answer to `question` from passages already searched (rag eval reuses its search)."""
-        answer: Answer | None = None
-        for item in self.answer_stream(question, result):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        return _final(self.answer_stream(question, result))
 
     def ask_stream(
         self,
@@ -372,6 +362,16 @@ class RagPipeline:
                     f"{generate.min_recall_score:g}"
                 )
         return None
+
+
+def _final(events: Iterator[str | Answer]) -> Answer:
+    """The whole Answer at the end of an answer's stream."""
+    answer: Answer | None = None
+    for item in events:
+        if isinstance(item, Answer):
+            answer = item
+    assert answer is not None
+    return answer
 
 
 def _opening(text: str, limit: int = 240) -> str:

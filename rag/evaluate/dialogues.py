@@ -140,33 +140,3 @@ def _group(items: list[Dialogue], with_history: dict[str, bool], alone: dict[str
         "alone": {"hit": hits_alone / n, "ci95": wilson_interval(hits_alone, n)},
         "missed_with_history": sorted(i.id for i in items if not with_history[i.id]),
     }
-
-
-def evaluate_dialogues(
-    pipeline: RagPipeline,
-    path: Path,
-    modes: list[RecallMode],
-    *,
-    collection: str | None,
-    out_dir: Path,
-    progress: bool = True,
-) -> dict[str, Any]:
-    items = load_dialogues(path)
-    pipeline.warm_up()
-    kb = pipeline.knowledge_base(collection)
-    answers_path = out_dir / "dialogues.jsonl"
-    answers_path.parent.mkdir(parents=True, exist_ok=True)
-    with answers_path.open("w", encoding="utf-8") as answers:
-        runs = [
-            run_dialogues(pipeline, items, collection=kb.name, mode=mode, answers=answers, progress=progress)
-            for mode in modes
-        ]
-    return {
-        "kind": "dialogues",
-        "file": str(path),
-        "dialogues": len(items),
-        "collection": kb.name,
-        "embedding_model": pipeline.embedder.model_name,
-        "answers": str(answers_path),
-        "runs": runs,
-    }

@@ -10,7 +10,7 @@ from rag.config import RecallMode, Settings
 from rag.evaluate.beir import build_collection, collection_name, run_queries, summarize
 from rag.evaluate.cache import CachedEncoder
 from rag.evaluate.data import load_beir, load_qa
-from rag.evaluate.dialogues import evaluate_dialogues
+from rag.evaluate.dialogues import load_dialogues, run_dialogues
 from rag.evaluate.qa import open_answers, run_qa
 from rag.pipeline import RagPipeline
 
@@ -92,6 +92,22 @@ def evaluate_conversations(
     progress: bool = True,
     pipeline: RagPipeline | None = None,
 ) -> dict[str, Any]:
+    items = load_dialogues(path)
     pipeline = pipeline if pipeline is not None else RagPipeline(settings)
-    folder = out_dir if out_dir is not None else settings.data_dir / "eval"
-    return evaluate_dialogues(pipeline, path, modes, collection=collection, out_dir=folder, progress=progress)
+    pipeline.warm_up()
+    kb = pipeline.knowledge_base(collection)
+    answers_path = (out_dir if out_dir is not None else settings.data_dir / "eval") / "dialogues.jsonl"
+    with open_answers(answers_path) as answers:
+        runs = [
+            run_dialogues(pipeline, items, collection=kb.name, mode=mode, answers=answers, progress=progress)
+            for mode in modes
+        ]
+    return {
+        "kind": "dialogues",
+        "file": str(path),
+        "dialogues": len(items),
+        "collection": kb.name,
+        "embedding_model": pipeline.embedder.model_name,
+        "answers": str(answers_path),
+        "runs": runs,
+    }
