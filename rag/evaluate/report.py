@@ -66,6 +66,12 @@ def _dialogue_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _subject_count(report: dict[str, Any]) -> str:
+    if report["kind"] == "dialogues":
+        return f"{report['dialogues']} dialogues"
+    return f"{report.get('queries', report.get('questions'))} queries"
+
+
 def _share(figure: dict[str, Any]) -> str:
     low, high = figure["ci95"]
     return f"{figure['hit']:.0%} [{low:.0%}, {high:.0%}]"
@@ -123,8 +129,7 @@ def write_report(report: dict[str, Any], folder: Path, *, command: str) -> Path:
         "",
         f"Command: `{command}`",
         "",
-        f"Collection `{report['collection']}`, embedder `{report['embedding_model']}`, "
-        f"{report.get('queries', report.get('questions'))} queries.",
+        f"Collection `{report['collection']}`, embedder `{report['embedding_model']}`, {_subject_count(report)}.",
         "",
         "## Quality",
         "",
