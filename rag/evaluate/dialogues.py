@@ -22,6 +22,7 @@ from rag.config import RecallMode
 from rag.conversation import Turn
 from rag.errors import ConfigError
 from rag.evaluate.data import read_jsonl
+from rag.evaluate.metrics import share_interval
 from rag.evaluate.qa import gold_rank
 from rag.evaluate.stages import Latencies
 from rag.pipeline import RagPipeline, SearchOptions
@@ -58,16 +59,6 @@ def load_dialogues(path: Path) -> list[Dialogue]:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: dialogue {row.get('id', '?')} lacks or mistypes a field: {exc}") from None
     return items
-
-
-def wilson_interval(hits: int, total: int) -> tuple[float, float]:
-    """The 95% Wilson score interval of a share (scipy's binomtest)."""
-    if total == 0:
-        return (0.0, 0.0)
-    from scipy.stats import binomtest
-
-    interval = binomtest(hits, total).proportion_ci(confidence_level=0.95, method="wilson")
-    return (round(float(interval.low), 4), round(float(interval.high), 4))
 
 
 def run_dialogues(
@@ -136,7 +127,7 @@ def _group(items: list[Dialogue], with_history: dict[str, bool], alone: dict[str
     hits_alone = sum(alone[i.id] for i in items)
     return {
         "dialogues": n,
-        "with_history": {"hit": hits_with / n, "ci95": wilson_interval(hits_with, n)},
-        "alone": {"hit": hits_alone / n, "ci95": wilson_interval(hits_alone, n)},
+        "with_history": {"hit": hits_with / n, "ci95": share_interval(hits_with, n)},
+        "alone": {"hit": hits_alone / n, "ci95": share_interval(hits_alone, n)},
         "missed_with_history": sorted(i.id for i in items if not with_history[i.id]),
     }

@@ -52,3 +52,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0}
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def share_interval(hits: int, total: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a share (scipy's binomtest): a set of a few dozen questions
+    moves by several points per question, so a hit rate is read with its interval. Wilson rather
+    than a bootstrap: exact for a binomial share and defined at 0% and 100%."""
+    if total == 0:
+        return (0.0, 0.0)
+    from scipy.stats import binomtest
+
+    interval = binomtest(hits, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return (round(float(interval.low), 4), round(float(interval.high), 4))

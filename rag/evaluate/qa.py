@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from rag.config import RecallMode
 from rag.evaluate.data import QaItem
-from rag.evaluate.metrics import CURVE_DEPTHS
+from rag.evaluate.metrics import CURVE_DEPTHS, share_interval
 from rag.evaluate.stages import Latencies, run_stages
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.store import KnowledgeBase
@@ -46,7 +46,20 @@ def gold_rank(item: Gold, passages: Sequence[Passage]) -> int | None:
 
 
 def _hit_share(ranks: Sequence[int | None], k: int) -> float:
-    return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
+    return _hits(ranks, k) / len(ranks) if ranks else 0.0
+
+
+def _hits(ranks: Sequence[int | None], k: int) -> int:
+    return sum(1 for r in ranks if r is not None and r <= k)
+
+
+def _hit_figures(ranks: Sequence[int | None]) -> dict[str, Any]:
+    """hit@1 and hit@5, each with its 95% interval."""
+    figures: dict[str, Any] = {}
+    for k in (1, 5):
+        figures[f"hit@{k}"] = _hit_share(ranks, k)
+        figures[f"hit@{k}_ci95"] = share_interval(_hits(ranks, k), len(ranks))
+    return figures
 
 
 def run_qa(
@@ -111,8 +124,8 @@ def _group(
     return {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "recall": {"hit@1": _hit_share(before, 1), "hit@5": _hit_share(before, 5)},
-        "reranked": {"hit@1": _hit_share(after, 1), "hit@5": _hit_share(after, 5)},
+        "recall": _hit_figures(before),
+        "reranked": _hit_figures(after),
         "curve": {
             "recall": [_hit_share(before, k) for k in CURVE_DEPTHS],
             "reranked": [_hit_share(after, k) for k in CURVE_DEPTHS],

@@ -30,7 +30,7 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         return header, rows
     if report["kind"] == "dialogues":
         return _dialogue_rows(report)
-    header = ["mode", "questions", "stage", "hit@1", "hit@5", "unanswerable refused"]
+    header = ["mode", "questions", "stage", "hit@1 [95% interval]", "hit@5 [95% interval]", "unanswerable refused"]
     for run in report["runs"]:
         for group, figures in run["groups"].items():
             for stage in ("recall", "reranked"):
@@ -42,12 +42,17 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                         run["mode"],
                         f"{group} ({figures['answerable']}+{figures['unanswerable']})",
                         _stage_name(stage, run),
-                        _f(figures[stage]["hit@1"]),
-                        _f(figures[stage]["hit@5"]),
+                        _with_interval(figures[stage], "hit@1"),
+                        _with_interval(figures[stage], "hit@5"),
                         "-" if refused is None else f"{refused:.0%}",
                     ]
                 )
     return header, rows
+
+
+def _with_interval(figures: dict[str, Any], key: str) -> str:
+    low, high = figures[f"{key}_ci95"]
+    return f"{_f(figures[key])} [{low:.2f}, {high:.2f}]"
 
 
 def _dialogue_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
