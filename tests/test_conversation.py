@@ -292,9 +292,10 @@ def test_the_web_page_holds_a_three_turn_conversation(api: str, browser) -> None
     }
     assert sent[2]["history"][0] == {"role": "user", "content": turns[0]}
     shoot(page, "conversation-desktop")
-    page.reload()  # kept in the tab
+    page.reload()  # kept in the tab: every turn in the thread now
     page.wait_for_selector("#thread li.turn")
-    assert page.locator("#thread li.turn").count() == 2
+    assert page.locator("#thread li.turn .question").all_text_contents() == turns
+    assert page.is_disabled("#ask-collection")
     page.click("#new-conversation")
     assert page.locator("#thread li.turn").count() == 0 and not page.is_disabled("#ask-collection")
     assert errors == []

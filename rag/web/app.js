@@ -232,8 +232,9 @@ function turnItem(turn) {
   );
 }
 
-function renderConversation() {
-  const earlier = conversation.turns.slice(0, -1);
+// The thread holds the turns before the one shown below the form (all of them after a reload).
+function renderConversation({ lastShownBelow = true } = {}) {
+  const earlier = lastShownBelow ? conversation.turns.slice(0, -1) : conversation.turns;
   $("thread").replaceChildren(...earlier.map(turnItem));
   const locked = conversation.turns.length > 0;
   for (const id of ["ask-collection", "ask-mode", "ask-instruction"]) $(id).disabled = locked;
@@ -511,7 +512,7 @@ $("docs-collection").addEventListener("change", loadDocuments);
 window.addEventListener("hashchange", showPage);
 showKeyState();
 loadCollections().then(() => {
-  renderConversation();
+  renderConversation({ lastShownBelow: false });
   showPage();
 });
 checkHealth();
