@@ -129,9 +129,13 @@ def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmStack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's headless Chromium under Playwright (make test installs it; skipped, saying so, without)."""
+    """Debian's headless Chromium under Playwright (make test installs it; skipped, saying so, without).
+
+    Per module, not per session: Playwright's sync API runs an event loop in the main thread for as
+    long as it is open, and pytest-asyncio's tests (LangChain's async suite) cannot start theirs
+    beside it. Chromium starts in about a second."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
     playwright_api = pytest.importorskip("playwright.sync_api")
