@@ -23,7 +23,7 @@ from rag.errors import ModelLoadError, RagError  # noqa: E402
 from rag.generate._language import is_chinese  # noqa: E402
 from rag.pipeline import RagPipeline, SearchOptions  # noqa: E402
 from rag.rerank import build_reranker  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import Answer, Turn  # noqa: E402
 
 COLLECTION_PREFIX = "demo"
 QUESTIONS = [
@@ -32,6 +32,11 @@ QUESTIONS = [
     "发现数据泄露后多久之内需要报告？",
     "What is the hotel limit in London?",
     "How many weeks of parental leave do employees get?",  # not in data/: should be refused
+]
+# A conversation: the follow-up alone says nothing about uptime; it is searched with the question before it.
+CONVERSATION = [
+    "What is the uptime commitment for the Enterprise plan?",
+    "And what does the customer get if you miss it?",
 ]
 console = Console(soft_wrap=True)
 
@@ -104,6 +109,18 @@ def main() -> int:
             console.print(f"[red]error:[/] {exc}", highlight=False)
             return 1
         show(answer)
+    console.print("\n[bold]A conversation[/] (a follow-up is searched with the questions before it):")
+    history: list[Turn] = []
+    for question in CONVERSATION:
+        try:
+            answer = pipeline.ask(question, collection=collection, history=history)
+        except RagError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 1
+        show(answer)
+        if answer.query != answer.question:
+            console.print(f"   [dim]searched: {' '.join(answer.query.split())}[/]", highlight=False)
+        history += [Turn("user", question), Turn("assistant", answer.text)]
     console.print(
         f"\nindex: {ingestor.store.location}  (try: .venv/bin/rag --config configs/offline.yaml docs -c {collection})"
     )

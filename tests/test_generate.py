@@ -14,8 +14,15 @@ from rag.generate._language import sentences
 from rag.generate.extractive import Extract, ExtractiveGenerator
 from rag.generate.local import LocalGenerator
 from rag.generate.openai_http import OpenAIChatGenerator
-from rag.generate.prompt import NOT_FOUND_EN, NOT_FOUND_ZH, build_messages, cited_numbers, is_not_found
-from rag.types import Passage
+from rag.generate.prompt import (
+    NOT_FOUND_EN,
+    NOT_FOUND_ZH,
+    build_messages,
+    cited_numbers,
+    condense_messages,
+    is_not_found,
+)
+from rag.types import Passage, Turn
 
 from .support.fake_openai import FakeOpenAI
 from .support.loopback import serve
@@ -126,6 +133,18 @@ class TestLocal:
     def test_streams_greedy_text(self, tiny_generator: LocalGenerator) -> None:
         pieces = list(tiny_generator.stream(QUESTION, [ESCALATION]))
         assert pieces and "".join(pieces) == "".join(tiny_generator.stream(QUESTION, [ESCALATION]))
+
+    def test_completes_any_messages_greedily_within_max_tokens(self, tiny_generator: LocalGenerator) -> None:
+        """What condensing a follow-up uses: the condense prompt in, at most max_tokens out."""
+        history = [Turn("user", "How do I fix VPN error 809?"), Turn("assistant", "Try another network.")]
+        messages = condense_messages("What if it fails everywhere?", history)
+        text = tiny_generator.complete(messages, max_tokens=3)
+        assert text == tiny_generator.complete(messages, max_tokens=3)
+        assert 0 < len(tiny_generator._tokenizer(text, add_special_tokens=False)["input_ids"]) <= 3
+        rendered = tiny_generator._tokenizer.decode(tiny_generator._message_ids(messages)["input_ids"][0])
+        assert "<conversation>\n<user>\nHow do I fix VPN error 809?\n</user>" in rendered
+        thinking_off = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        assert rendered.endswith("<question>\nWhat if it fails everywhere?\n</question>" + thinking_off)
 
 
 class TestOpenAIAgainstAServer:
