@@ -182,6 +182,7 @@ class TestApi:
                 timeout=60,
             )
             assert ok.status_code == 200
+        assert caplog.text.count("POST /v1/ask") == len(cases) + 1  # the requests were logged, not their history
         assert secret not in caplog.text
 
     def test_the_openai_sdk_holds_a_conversation(self, api: str) -> None:
