@@ -55,6 +55,7 @@ def ready_ingestor() -> Ingestor:
 
 
 def show(answer: Answer) -> None:
+    """The answer, its cited sources, the stage timings, and what was searched when it was a follow-up."""
     console.print(f"\n[bold]Q: {answer.question}[/]", highlight=False)
     console.print(f"A: {answer.text}", highlight=False, markup=False)
     for citation in answer.citations:
@@ -68,6 +69,8 @@ def show(answer: Answer) -> None:
     console.print(f"   [dim]{answer.generator}: {timings}[/]", highlight=False)
     for line in (*answer.notes, *(f"degraded: {stage}" for stage in answer.degraded)):
         console.print(f"   [yellow]{line}[/]", highlight=False)
+    if answer.query != answer.question:
+        console.print(f"   [dim]searched: {' '.join(answer.query.split())}[/]", highlight=False)
 
 
 def main() -> int:
@@ -100,27 +103,20 @@ def main() -> int:
         pipeline = RagPipeline(
             ingestor.settings, embedder=ingestor.embedder, reranker=build_reranker(offline), store=ingestor.store
         )
-    for question in QUESTIONS:
-        # The offline embedder (MiniLM) reads English only: Chinese questions also use BM25 (jieba).
-        options = SearchOptions(mode="hybrid") if is_chinese(question) else None
-        try:
-            answer = pipeline.ask(question, collection=collection, options=options)
-        except RagError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            return 1
-        show(answer)
-    console.print("\n[bold]A conversation[/] (a follow-up is searched with the questions before it):")
-    history: list[Turn] = []
-    for question in CONVERSATION:
-        try:
+    try:
+        for question in QUESTIONS:
+            # The offline embedder (MiniLM) reads English only: Chinese questions also use BM25 (jieba).
+            options = SearchOptions(mode="hybrid") if is_chinese(question) else None
+            show(pipeline.ask(question, collection=collection, options=options))
+        console.print("\n[bold]A conversation[/] (a follow-up is searched with the questions before it):")
+        history: list[Turn] = []
+        for question in CONVERSATION:
             answer = pipeline.ask(question, collection=collection, history=history)
-        except RagError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            return 1
-        show(answer)
-        if answer.query != answer.question:
-            console.print(f"   [dim]searched: {' '.join(answer.query.split())}[/]", highlight=False)
-        history += [Turn("user", question), Turn("assistant", answer.text)]
+            show(answer)
+            history += [Turn("user", question), Turn("assistant", answer.text)]
+    except RagError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
     console.print(
         f"\nindex: {ingestor.store.location}  (try: .venv/bin/rag --config configs/offline.yaml docs -c {collection})"
     )
