@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from rag.config import ConversationSettings
@@ -110,14 +111,21 @@ _ZH_OPENERS = re.compile(r"^\s*(那么|那|还有|另外|此外|而且|并且|�
 _ZH_TRAILERS = re.compile(r"(呢|吗呢)\s*[？?]?\s*$")
 _EN_WORD = re.compile(r"[A-Za-z']+")
 # Words that ask rather than say what about: a question of little else is a fragment ("For how
-# many people?", "违反了会被怎么处罚？"). Compared after the BM25 analyzer (stemmed, jieba words).
-_ASKING_WORDS = frozenset(
-    analyze(
-        "how many much what when where who whom whose why which can could do does did is are was were be "
-        "should would will shall may might must give me tell about some any there get have has "
-        "会 被 怎么 什么 哪些 多少 要 还要 吗 呢 不 如何 怎样 能 可以 需要 应该 应当 是否 有 哪 谁 了"
-    )
+# many people?", "违反了会被怎么处罚？").
+_ASKING = (
+    "how many much what when where who whom whose why which can could do does did is are was were be "
+    "should would will shall may might must give me tell about some any there get have has "
+    "会 被 怎么 什么 哪些 多少 要 还要 吗 呢 不 如何 怎样 能 可以 需要 应该 应当 是否 有 哪 谁 了"
 )
+
+
+@cache
+def _asking_words() -> frozenset[str]:
+    """The asking words as the BM25 analyzer writes them (stemmed, jieba words); on first use, not
+    at import (jieba loads its dictionary then)."""
+    return frozenset(analyze(_ASKING))
+
+
 # Fewer topic words than this: a fragment. Chinese counts jieba words, which split finer.
 _MIN_TOPIC_TERMS = {"en": 2, "zh": 3}
 
@@ -135,7 +143,7 @@ def leans_on_history(question: str) -> bool:
             return True
         if any(word.lower() in _EN_POINTERS for word in _EN_WORD.findall(question)):
             return True
-    topic = set(analyze(question)) - _ASKING_WORDS
+    topic = set(analyze(question)) - _asking_words()
     return len(topic) < _MIN_TOPIC_TERMS["zh" if is_chinese(question) else "en"]
 
 
