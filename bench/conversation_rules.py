@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import load_settings
-from rag.conversation import Turn, leans_on_history, rule_query
+from rag.conversation import leans_on_history, rule_query
 from rag.evaluate.dialogues import Dialogue, load_dialogues
 from rag.evaluate.metrics import share_interval
 from rag.evaluate.qa import gold_rank
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import rrf
-from rag.types import Passage
+from rag.types import Passage, Turn
 
 Rule = Callable[[str, list[Turn]], list[str]]  # -> the queries whose recalls are fused (one: no fusion)
 

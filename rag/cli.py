@@ -22,10 +22,9 @@ from rag.config import RecallMode, Settings, load_settings
 from rag.errors import ConfigError, InvalidHistory, ModelLoadError, RagError
 
 if TYPE_CHECKING:
-    from rag.conversation import Turn
     from rag.embedding import Embedder
     from rag.pipeline import RagPipeline, SearchOptions
-    from rag.types import Answer
+    from rag.types import Answer, Turn
 
 app = typer.Typer(
     name="rag",
@@ -402,7 +401,7 @@ def chat(
 
     One question per line; "/new" starts a new conversation, "/exit" (or end of input) leaves.
     """
-    from rag.conversation import Turn
+    from rag.types import Turn
 
     with _errors():
         pipeline = _pipeline(answers=True)

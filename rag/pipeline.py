@@ -19,7 +19,7 @@ from typing import Any
 
 from rag.backends import NO_RERANKER, gpu_model_on_cpu
 from rag.config import RecallMode, Settings
-from rag.conversation import QueryRewriter, Rewrite, Turn, recent
+from rag.conversation import QueryRewriter, Rewrite, recent
 from rag.embedding import Embedder, build_embedder
 from rag.errors import BackendError
 from rag.generate import Generator, build_generator
@@ -31,7 +31,7 @@ from rag.recall import recall
 from rag.rerank import Reranker, build_reranker
 from rag.rerank._budget import Throughput
 from rag.store import KnowledgeBase, VectorStore
-from rag.types import Answer, Citation, Passage, SearchResult
+from rag.types import Answer, Citation, Passage, SearchResult, Turn
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ import pytest
 from ingest.pipeline import Ingestor
 from rag.api import create_app
 from rag.config import ConversationSettings
-from rag.conversation import Turn, labelled, leans_on_history, parse_history, recent, rule_query
+from rag.conversation import labelled, leans_on_history, parse_history, recent, rule_query
 from rag.errors import InvalidHistory
 from rag.evaluate.run import evaluate_conversations
 from rag.pipeline import RagPipeline
+from rag.types import Turn
 
 from .support.browser import shoot
 from .support.loopback import serve_asgi

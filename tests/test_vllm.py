@@ -18,7 +18,7 @@ import pytest
 
 from rag.api import create_app
 from rag.config import load_settings
-from rag.conversation import Turn, standalone_line
+from rag.conversation import standalone_line
 from rag.embedding.local import SentenceTransformerEmbedder
 from rag.embedding.openai_http import OpenAIEmbedder
 from rag.errors import BackendTimeout, BackendUnavailable
@@ -28,7 +28,7 @@ from rag.pipeline import RagPipeline
 from rag.rerank.local import LocalQwen3Reranker
 from rag.rerank.vllm_http import VllmReranker
 from rag.selfcheck import check_query_prompt, check_reranker_template
-from rag.types import Passage
+from rag.types import Passage, Turn
 
 from .support.browser import shoot
 from .support.documents import PASSAGES

@@ -26,8 +26,8 @@ from rag.api.errors import ApiError, check_length, request_id_of
 from rag.api.models import JsonBody
 from rag.api.streaming import event_stream
 from rag.config import ConversationSettings
-from rag.conversation import Turn, parse_history
-from rag.types import Answer
+from rag.conversation import parse_history
+from rag.types import Answer, Turn
 
 router = APIRouter(tags=["openai"])
 

@@ -21,9 +21,9 @@ from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankReque
 from rag.api.streaming import event_stream
 from rag.backends import NO_RERANKER
 from rag.config import Settings
-from rag.conversation import Turn, labelled, parse_history
+from rag.conversation import labelled, parse_history
 from rag.pipeline import SearchOptions
-from rag.types import Answer
+from rag.types import Answer, Turn
 
 router = APIRouter()
 

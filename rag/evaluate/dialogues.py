@@ -19,14 +19,13 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from rag.config import RecallMode
-from rag.conversation import Turn
 from rag.errors import ConfigError
 from rag.evaluate.data import read_jsonl
 from rag.evaluate.metrics import share_interval
 from rag.evaluate.qa import gold_rank
 from rag.evaluate.stages import Latencies
 from rag.pipeline import RagPipeline, SearchOptions
-from rag.types import Answer
+from rag.types import Answer, Turn
 
 
 @dataclass(frozen=True)
