@@ -1,7 +1,8 @@
 # The rag-kb API image: slim, non-root, no compilers in the final layer, no model inside (the
 # served stack's reranker, generator and embedder are vLLM services; see docker-compose.yml).
-# EXTRAS=local adds in-process models (CPU torch + sentence-transformers) for an API that embeds
-# itself instead of calling the `embedder` service.
+# The postgres extra is always in (the question log on PostgreSQL). EXTRAS=local adds in-process
+# models (CPU torch + sentence-transformers) for an API that embeds itself instead of calling the
+# `embedder` service.
 ARG PYTHON=3.11
 
 FROM python:${PYTHON}-slim AS build
@@ -14,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY rag rag
 COPY ingest ingest
 RUN if [ -n "$EXTRAS" ]; then pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; fi \
- && pip install ".${EXTRAS:+[$EXTRAS]}"
+ && pip install ".[postgres${EXTRAS:+,$EXTRAS}]"
 
 FROM python:${PYTHON}-slim
 RUN useradd --create-home --uid 10001 rag && mkdir -p /data /app && chown rag /data

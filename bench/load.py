@@ -10,6 +10,11 @@ documents in data/. Memory is the server's resident set (VmRSS), sampled every s
 gives the resident set at the end of each: a bound shows as ends that stop rising. The script
 fails on any error, and (with 4 rounds or more) when the second half of the rounds grew the
 resident set by more than --max-growth-mb.
+
+With --compare-log the question log's cost is measured side by side: two servers over copies of
+the same index, one with the log on (SQLite, the default) and one with it off (log.enabled:
+false), loaded in turn (on, off, off, on, ...) for --rounds pairs; the report gives each one's
+throughput and the log's cost, 1 - on/off, on /v1/ask (the route that writes to the log).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,6 +106,62 @@ def summary(results: list[tuple[str, int, float]], seconds: float) -> dict:
     return out
 
 
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(RAG), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return server, url
+
+
+def compare_log(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """The log on against the log off, in alternating rounds on two servers."""
+    servers = {
+        "log_on": start_server(env),
+        "log_off": start_server({**env, "RAG_DATA_DIR": env["RAG_DATA_DIR"] + "-off", "RAG_LOG__ENABLED": "false"}),
+    }
+    results: dict[str, list] = {name: [] for name in servers}
+    try:
+        for server, url in servers.values():
+            asyncio.run(run_load(url, server.pid, args.clients, args.warmup))
+        for pair in range(args.rounds):
+            order = ["log_on", "log_off"] if pair % 2 == 0 else ["log_off", "log_on"]
+            for name in order:
+                server, url = servers[name]
+                round_results, _ = asyncio.run(run_load(url, server.pid, args.clients, args.seconds))
+                results[name] += round_results
+                print(f"pair {pair + 1} {name}: {len(round_results)} requests", flush=True)
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    seconds = args.seconds * args.rounds
+    routes = {name: summary(found, seconds) for name, found in results.items()}
+    ask_on, ask_off = routes["log_on"]["/v1/ask"]["per_second"], routes["log_off"]["/v1/ask"]["per_second"]
+    all_on, all_off = (sum(r["per_second"] for r in routes[name].values()) for name in ("log_on", "log_off"))
+    report = {
+        "clients": args.clients,
+        "seconds_per_round": args.seconds,
+        "pairs": args.rounds,
+        "routes": routes,
+        "log_cost_ask": round(1 - ask_on / ask_off, 4) if ask_off else None,
+        "log_cost_all": round(1 - all_on / all_off, 4) if all_off else None,
+        "cpu_count": os.cpu_count(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 1 if any(route["errors"] for found in routes.values() for route in found.values()) else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
@@ -107,24 +169,19 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--max-growth-mb", type=float, default=25)
-    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "out" / "load.json")
+    parser.add_argument("--compare-log", action="store_true", help="The question log on against off.")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = PROJECT / "bench" / "out" / ("load-log.json" if args.compare_log else "load.json")
     data_dir = Path(tempfile.mkdtemp(prefix="rag-load-"))
     env = {**os.environ, "RAG_CONFIG": str(PROJECT / "configs" / "offline.yaml"), "RAG_DATA_DIR": str(data_dir)}
     subprocess.run([str(RAG), "ingest", str(PROJECT / "data")], env=env, check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [str(RAG), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
+    if args.compare_log:
+        shutil.copytree(data_dir, f"{data_dir}-off")
+        return compare_log(args, env)
+    server, url = start_server(env)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
         asyncio.run(run_load(url, server.pid, args.clients, args.warmup))  # warm-up, not counted
         results, samples, round_ends = [], [], []
         for _ in range(args.rounds):

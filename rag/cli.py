@@ -24,6 +24,7 @@ from rag.errors import ConfigError, InvalidHistory, ModelLoadError, RagError
 if TYPE_CHECKING:
     from rag.embedding import Embedder
     from rag.pipeline import RagPipeline, SearchOptions
+    from rag.questionlog.store import QuestionLog
     from rag.types import Answer, Turn
 
 app = typer.Typer(
@@ -39,6 +40,8 @@ collections_app = typer.Typer(
     help="List knowledge bases, or show/set one's default rerank instruction.", invoke_without_command=True
 )
 app.add_typer(collections_app, name="collections")
+log_app = typer.Typer(help="The question log: statistics, and rated answers exported for review or evaluation.")
+app.add_typer(log_app, name="log")
 
 # soft_wrap: a reason or a path is one line even when piped (no wrapping at 80 columns).
 out = Console(soft_wrap=True)
@@ -376,16 +379,17 @@ def ask(
     With --history, a follow-up is searched made standalone (the answer's "query").
     With --stream --json the output is JSON lines: {"delta": text}... then {"answer": {...}}.
     """
+    from rag.questionlog.store import Asked
+
     with _errors():
         settings = _settings()
         turns = _read_history(history, settings) if history is not None else []
         pipeline = _pipeline(answers=True, settings=settings)
         options = _query_options(top_k, top_n, instruction, file, mode)
-        answer = _print_answer_stream(
-            pipeline.ask_stream(question, collection=collection, options=options, history=turns),
-            stream=stream,
-            as_json=as_json,
-        )
+        with _question_log(settings) as question_log:
+            events = pipeline.ask_stream(question, collection=collection, options=options, history=turns)
+            asked = Asked.of(settings, "cli.ask", CLI_KEY_NAME, collection, options.mode)
+            answer = _print_answer_stream(question_log.recorded(events, asked), stream=stream, as_json=as_json)
     if not as_json:
         _print_sources(answer, streamed=stream)
 
@@ -401,11 +405,13 @@ def chat(
 
     One question per line; "/new" starts a new conversation, "/exit" (or end of input) leaves.
     """
+    from rag.questionlog.store import Asked
     from rag.types import Turn
 
-    with _errors():
-        pipeline = _pipeline(answers=True)
+    with _errors(), _question_log(settings := _settings()) as question_log:
+        pipeline = _pipeline(answers=True, settings=settings)
         options = _query_options(None, None, instruction, file, mode)
+        asked = Asked.of(settings, "cli.chat", CLI_KEY_NAME, collection, options.mode)
         history: list[Turn] = []
         while True:
             try:
@@ -421,11 +427,26 @@ def chat(
             if not question:
                 continue
             events = pipeline.ask_stream(question, collection=collection, options=options, history=history)
-            answer = _print_answer_stream(events, stream=True, as_json=False)
+            answer = _print_answer_stream(question_log.recorded(events, asked), stream=True, as_json=False)
             _print_sources(answer, streamed=True)
             if answer.query != answer.question:
                 err.print(f"[dim]searched: {' '.join(answer.query.split())}[/]", highlight=False)
             history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+# The name the question log gives questions asked on the command line (API keys give theirs).
+CLI_KEY_NAME = "cli"
+
+
+@contextmanager
+def _question_log(settings: Settings) -> Iterator[QuestionLog]:
+    from rag.questionlog.store import QuestionLog
+
+    question_log = QuestionLog(settings)
+    try:
+        yield question_log
+    finally:
+        question_log.close()
 
 
 def _read_history(path: Path, settings: Settings) -> list[Turn]:
@@ -669,6 +690,84 @@ def evaluate(
             out.print(f"answers: {report['answers']}")
         if report.get("report"):
             out.print(f"report: {report['report']}")
+
+
+# -- the question log -----------------------------------------------------------------------
+DaysOption = Annotated[int, typer.Option("--days", min=1, help="The last N days (UTC).")]
+
+
+@log_app.command("stats")
+def log_stats(
+    days: DaysOption = 30,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="One collection (default: all).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Questions per day, refusal, degraded and down-vote rates, the most refused and down-voted questions."""
+    from rag.questionlog.report import stats
+
+    with _errors(), _question_log(_settings()) as question_log:
+        report = stats(question_log, days=days, collection=collection)
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(
+        f"{report['questions']} questions in {days} days since {report['since']} ({question_log.where}): "
+        f"refused {_rate(report['refusal_rate'])}, degraded {_rate(report['degraded_rate'])}, "
+        f"{report['rated']} rated, down-voted {_rate(report['down_vote_rate'])}",
+        highlight=False,
+    )
+    table = Table("day", "questions", "refused", "degraded", "up", "down")
+    for day in report["per_day"]:
+        table.add_row(*(str(day[k]) for k in ("day", "questions", "refused", "degraded", "up", "down")))
+    out.print(table)
+    for title, key in (("Most refused", "top_refused"), ("Most down-voted", "top_down_voted")):
+        if report[key]:
+            top = Table("times", "question", title=title)
+            for row in report[key]:
+                top.add_row(str(row["count"]), row["question"])
+            out.print(top)
+
+
+def _rate(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+@log_app.command("export")
+def log_export(
+    rating: Annotated[str, typer.Option("--rating", help="up or down: which rated answers.")],
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="qa: a question set for rag eval --qa (gold from the expected file/page, else the cited "
+            "passage); review: every detail, for a person. Default: qa for up, review for down.",
+        ),
+    ] = None,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Only the last N days.")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write JSONL here (default: stdout).")] = None,
+) -> None:
+    """Rated answers as JSON lines: a question set to evaluate with, or a list to review."""
+    from rag.questionlog.report import export
+
+    with _errors():
+        if rating not in ("up", "down"):
+            raise ConfigError(f"--rating: up or down, not {rating!r}")
+        chosen = output_format or ("qa" if rating == "up" else "review")
+        if chosen not in ("qa", "review"):
+            raise ConfigError(f"--format: qa or review, not {chosen!r}")
+        with _question_log(_settings()) as question_log:
+            lines, left_out = export(question_log, rating=cast(Any, rating), output=cast(Any, chosen), days=days)
+        text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"--out {output}: {exc.strerror or exc}") from None
+    where = "" if output is None else f" to {output}"
+    skipped = f"; {left_out} left out (no gold file: rate them with expected_file)" if left_out else ""
+    err.print(f"{len(lines)} {rating}-rated answers{where}{skipped}", highlight=False)
 
 
 def _timings(timings: dict[str, float]) -> str:

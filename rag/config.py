@@ -234,6 +234,23 @@ class ConversationSettings(_Section):
     condense_max_tokens: int = Field(default=96, ge=8)
 
 
+class LogSettings(_Section):
+    """The question log (rag.questionlog): what was asked, what was answered, and the feedback."""
+
+    # Off: nothing is recorded and feedback is refused; answers still carry an answer_id.
+    enabled: bool = True
+    # None: SQLite at data_dir/questions.sqlite3. Else an SQLAlchemy URL, e.g.
+    # postgresql+psycopg://rag:secret@db:5432/rag (the `postgres` extra). Secret: it may hold a password.
+    url: SecretStr | None = None
+    # Entries older than this are deleted (at start-up and hourly); 0 keeps them forever.
+    retention_days: int = Field(default=90, ge=0)
+    # After a failed write the log is not tried again for this long: answers are marked
+    # degraded "log" at once instead of each waiting on a database that is away.
+    retry_after_s: float = Field(default=10, ge=0)
+    connect_timeout_s: int = Field(default=3, ge=1)
+    max_comment_chars: int = Field(default=2000, ge=1)  # feedback comments beyond it are refused (413)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -253,6 +270,7 @@ class Settings(BaseSettings):
     generate: GenerateSettings = GenerateSettings()
     conversation: ConversationSettings = ConversationSettings()
     api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
 
 
 class _MappingEnvSource(EnvSettingsSource):

@@ -87,3 +87,15 @@ class BackendTimeout(BackendError):
 
 class BadBackendResponse(BackendError):
     pass
+
+
+class QuestionLogUnavailable(RagError):
+    """The question log's database cannot be read or written (down, full, read-only)."""
+
+
+class QuestionLogOff(RagError):
+    """The question log is switched off here (log.enabled: false): no feedback can be kept."""
+
+
+class AnswerNotFound(RagError):
+    """No logged answer has this id (never given, given with the log off, or past retention)."""

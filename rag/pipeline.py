@@ -218,11 +218,11 @@ class RagPipeline:
         options: SearchOptions | None = None,
         history: Sequence[Turn] = (),
     ) -> Answer:
-        return _final(self.ask_stream(question, collection=collection, options=options, history=history))
+        return final_answer(self.ask_stream(question, collection=collection, options=options, history=history))
 
     def answer(self, question: str, result: SearchResult) -> Answer:
         """The answer to `question` from passages already searched (rag eval reuses its search)."""
-        return _final(self.answer_stream(question, result))
+        return final_answer(self.answer_stream(question, result))
 
     def ask_stream(
         self,
@@ -364,7 +364,7 @@ class RagPipeline:
         return None
 
 
-def _final(events: Iterator[str | Answer]) -> Answer:
+def final_answer(events: Iterator[str | Answer]) -> Answer:
     """The whole Answer at the end of an answer's stream."""
     answer: Answer | None = None
     for item in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -206,9 +207,14 @@ class Answer:
     notes: tuple[str, ...] = ()
     reranked: int = 0  # candidates the reranker scored (0: recall order)
     query: str = ""  # what was searched: the question, or a follow-up made standalone ("": the question)
+    # Names this answer in feedback (POST /v1/feedback); `logged`: the question log holds it.
+    answer_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    logged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "answer_id": self.answer_id,
+            "logged": self.logged,
             "question": self.question,
             "query": self.query or self.question,
             "answer": self.text,

@@ -50,7 +50,7 @@ def test_compose_resolves_with_every_service_healthy_before_the_api() -> None:
     config = resolved()
     # Compose v2 leaves inactive profiles out of `config`; docker-compose 1.29 lists them, marked.
     services = {name: s for name, s in config["services"].items() if not s.get("profiles")}
-    assert set(services) == {"reranker", "generator", "chroma", "api"}
+    assert set(services) == {"reranker", "generator", "chroma", "postgres", "api"}
     embedder = resolved("embedder")["services"]["embedder"]
     assert embedder["profiles"] == ["embedder"] and "--runner=pooling" in embedder["command"]
     for name, service in services.items():
@@ -67,9 +67,14 @@ def test_compose_resolves_with_every_service_healthy_before_the_api() -> None:
     api = services["api"]
     assert {name: dep["condition"] for name, dep in api["depends_on"].items()} == {
         "chroma": "service_healthy",
+        "postgres": "service_healthy",
         "reranker": "service_healthy",
         "generator": "service_healthy",
     }
+    # The question log in the postgres service, on a volume of its own.
+    assert api["environment"]["RAG_LOG__URL"].startswith("postgresql+psycopg://rag:change-me-postgres@postgres:5432/")
+    assert "pg_isready" in str(services["postgres"]["healthcheck"]["test"])
+    assert "postgres-data" in str(services["postgres"]["volumes"])
     assert api["command"] == ["rag", "serve", "--workers", "2"]
     assert api["environment"]["RAG_CONFIG"] == "/app/configs/served.yaml"
     assert api["deploy"]["resources"]["limits"]["memory"]
@@ -142,7 +147,7 @@ def test_the_cpu_profile_serves_the_reranker_with_our_template_and_an_api_on_con
     assert "--convert=embed" in services["embedder-cpu"]["command"]
     api = services["api-cpu"]
     assert api["environment"]["RAG_CONFIG"] == "/app/configs/cpu.yaml"
-    assert set(api["depends_on"]) == {"chroma", "reranker-cpu", "embedder-cpu"}
+    assert set(api["depends_on"]) == {"chroma", "postgres", "reranker-cpu", "embedder-cpu"}
     served = load_cpu_profile(api["environment"])
     assert served.rerank.backend == "vllm" and served.rerank.vllm.template == "server"
     assert served.rerank.vllm.url == "http://reranker-cpu:8000" and served.rerank.time_budget_s

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, select
 
 from rag.api import create_app
 from rag.pipeline import RagPipeline
@@ -152,5 +153,79 @@ def test_upload_ask_cite_rerank_export_delete(web: str, browser, corpus: Path, t
         f"{web}/v1/collections/web-e2e/documents", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     ).json()
     assert listed["documents"] == []
+    assert errors == [], errors
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def logged_web(index: Path, minilm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The offline profile over the sample documents, its question log in a SQLite file of its own."""
+    database = tmp_path_factory.mktemp("web-log") / "log.sqlite3"
+    keys = [
+        {"key": "web-reader-key", "role": "read", "collections": ["default"], "name": "web-reader"},
+        {"key": ADMIN_KEY, "role": "admin", "name": "web-admin"},
+    ]
+    settings = offline_settings(index, RAG_API__KEYS=json.dumps(keys), RAG_LOG__URL=f"sqlite:///{database}")
+    with serve_asgi(create_app(settings, pipeline=RagPipeline(settings, embedder=minilm))) as url:
+        yield url, database
+
+
+def test_feedback_from_the_page_reaches_the_log_and_insights(logged_web: tuple[str, Path], browser) -> None:
+    from playwright.sync_api import expect
+
+    from rag.questionlog.schema import answers, feedback
+
+    url, database = logged_web
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{url}/#ask")
+    page.fill("#api-key", "web-reader-key")
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#key-state:has-text('key in use')")
+    page.fill("#ask-question", "What does VPN error 809 mean?")
+    page.click("#ask-submit")
+    page.wait_for_selector("#feedback:not([hidden])", timeout=120_000)
+    page.fill("#feedback-comment", "It should name the firewall port too")
+    page.click("#feedback-down")
+    page.wait_for_selector("#feedback-state:has-text('rating and comment recorded')")
+    expect(page.locator("#feedback-down")).to_have_attribute("aria-pressed", "true")
+    shoot(page, "feedback-desktop")
+
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        asked = connection.execute(select(answers.c.question, answers.c.key_name, answers.c.rating)).all()
+        given = connection.execute(select(feedback.c.rating, feedback.c.comment, feedback.c.key_name)).all()
+    engine.dispose()
+    assert asked == [("What does VPN error 809 mean?", "web-reader", "down")]
+    assert given == [("down", "It should name the firewall port too", "web-reader")]
+
+    # A follow-up: the first answer moves up into the thread, where it can still be rated.
+    page.fill("#ask-question", "How long must a password be?")
+    page.click("#ask-submit")  # hides the feedback form until the new answer is in
+    page.wait_for_selector("#feedback:not([hidden])", timeout=120_000)
+    page.wait_for_selector("#thread .turn .turn-feedback:has-text('rated: No')")
+    page.click("#thread .turn .turn-feedback button:has-text('Yes')")
+    page.wait_for_selector("#thread .turn .turn-feedback:has-text('rated: Yes')")
+    with engine.connect() as connection:
+        ratings = connection.execute(select(answers.c.question, answers.c.rating).order_by(answers.c.created_at)).all()
+    engine.dispose()
+    assert ratings == [("What does VPN error 809 mean?", "up"), ("How long must a password be?", None)]
+
+    # Insights: a read key is refused (the log holds what everyone asked); the admin sees the vote.
+    page.click("nav a[data-page='insights']")
+    page.wait_for_selector("#insights-banner.error:has-text('forbidden')")
+    page.fill("#api-key", ADMIN_KEY)
+    page.press("#api-key", "Enter")
+    page.click("#insights-refresh")
+    page.wait_for_selector("#insights-summary:has-text('2 questions')")
+    expect(page.locator("#insights-per-day tbody tr")).to_have_count(1)
+    expect(page.locator("#insights-down tbody tr")).to_have_count(0)  # the vote was changed to Yes
+    assert "1 rated, voted down 0.0%" in page.text_content("#insights-summary")
+    shoot(page, "insights-desktop")
+    page.set_viewport_size(VIEWPORTS["phone"])
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    shoot(page, "insights-phone")
     assert errors == [], errors
     context.close()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from rag.api import collections, documents, ops, query
+from rag.api import collections, documents, feedback, ops, query
 from rag.api import openai_chat as chat
 from rag.api.auth import KeyRing
 from rag.api.body_limit import BodyLimit
@@ -22,6 +22,7 @@ from rag.api.selfchecks import SelfChecks
 from rag.api.web import install_web
 from rag.config import Settings, load_settings
 from rag.pipeline import RagPipeline
+from rag.questionlog.store import QuestionLog
 
 log = logging.getLogger("rag.api")
 
@@ -34,10 +35,12 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
             ready = await run_in_threadpool(_load_pipeline, settings)
         app.state.pipeline = ready
         app.state.selfchecks.start(ready)
+        await run_in_threadpool(question_log.prepare)
         try:
             yield
         finally:
             ready.close()
+            question_log.close()
 
     app = FastAPI(
         title="rag-kb",
@@ -49,9 +52,10 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     app.state.keys = KeyRing(settings.api.keys)
     app.state.metrics = metrics = Metrics()
     app.state.selfchecks = SelfChecks(metrics)
+    app.state.question_log = question_log = QuestionLog(settings)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limits=settings.api)
-    for router in (query.router, chat.router, collections.router, documents.router, ops.router):
+    for router in (query.router, chat.router, feedback.router, collections.router, documents.router, ops.router):
         app.include_router(router)
     install_web(app)
 

@@ -21,6 +21,7 @@ from rag.api.metrics import Metrics
 from rag.api.selfchecks import SelfChecks
 from rag.config import Role, Settings
 from rag.pipeline import RagPipeline
+from rag.questionlog.store import QuestionLog
 
 # The example names the collection every install has: API docs and schema-driven clients
 # (schemathesis, in the tests) start from a name that exists.
@@ -48,11 +49,17 @@ def _selfchecks(request: Request) -> SelfChecks:
     return selfchecks
 
 
+def _question_log(request: Request) -> QuestionLog:
+    question_log: QuestionLog = request.app.state.question_log
+    return question_log
+
+
 # The pipeline the lifespan loaded once.
 Pipeline = Annotated[RagPipeline, Depends(_pipeline)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
 AppSelfChecks = Annotated[SelfChecks, Depends(_selfchecks)]
+AppQuestionLog = Annotated[QuestionLog, Depends(_question_log)]
 
 
 async def in_path(collection: CollectionName) -> str | None:

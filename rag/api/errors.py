@@ -12,7 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import BackendError, CollectionNotFound, ConfigError, InvalidHistory, RagError, StoreUnavailable
+from rag.errors import (
+    AnswerNotFound,
+    BackendError,
+    CollectionNotFound,
+    ConfigError,
+    InvalidHistory,
+    QuestionLogOff,
+    QuestionLogUnavailable,
+    RagError,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("rag.api")
 
@@ -57,6 +67,13 @@ def describe(exc: BaseException, request_id: str) -> Failure:
         return Failure(exc.status, "invalid_history", str(exc))
     if isinstance(exc, ConfigError):
         return Failure(400, "bad_request", str(exc))
+    if isinstance(exc, AnswerNotFound):
+        return Failure(404, "answer_not_found", str(exc))
+    if isinstance(exc, QuestionLogOff):
+        return Failure(409, "log_off", str(exc))
+    if isinstance(exc, QuestionLogUnavailable):
+        log.warning("request %s: %s", request_id, exc)
+        return Failure(503, "log_unavailable", "the question log cannot be reached now", retry_after=_RETRY_AFTER_S)
     if isinstance(exc, BackendError):
         return Failure(503, "backend_unavailable", str(exc), retry_after=_RETRY_AFTER_S)
     if isinstance(exc, StoreUnavailable):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -110,3 +110,14 @@ class RerankRequest(_Body):
     top_n: int | None = Field(default=None, ge=0, description="0 or absent: all, best first.")
     instruction: str | None = Field(default=None, max_length=2000)
     return_documents: bool = True
+
+
+class FeedbackRequest(_Body):
+    """A rating of one answer, by its `answer_id`; the comment's cap (2,000 characters) is checked
+    in the route, a 413 like every other over-long text."""
+
+    answer_id: str = Field(min_length=1, max_length=64, examples=["3f2c9e0a5b7d4c1e8f6a2b9d0c4e7a1f"])
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, description="What was wrong or right (optional).")
+    expected_file: str | None = Field(default=None, max_length=500, description="The file that holds the answer.")
+    expected_page: int | None = Field(default=None, ge=1, le=100000, description="Its page.")

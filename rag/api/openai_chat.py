@@ -14,19 +14,22 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import AppMetrics, AppSettings, Pipeline, Reader, in_body, require
+from rag.api.auth import Principal
+from rag.api.deps import AppMetrics, AppQuestionLog, AppSettings, Pipeline, Reader, in_body, require
 from rag.api.errors import ApiError, check_length, request_id_of
 from rag.api.models import JsonBody
 from rag.api.streaming import event_stream
 from rag.config import ConversationSettings
 from rag.conversation import parse_history
+from rag.pipeline import final_answer
+from rag.questionlog.store import Asked
 from rag.types import Answer, Turn
 
 router = APIRouter(tags=["openai"])
@@ -82,9 +85,15 @@ async def models(pipeline: Pipeline, caller: Reader) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rag-kb"} for n in visible]}
 
 
-@router.post("/v1/chat/completions", response_model=None, dependencies=[require("read", collection=in_body("model"))])
+@router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatRequest, request: Request, pipeline: Pipeline, settings: AppSettings, metrics: AppMetrics
+    body: ChatRequest,
+    request: Request,
+    caller: Annotated[Principal, require("read", collection=in_body("model"))],
+    pipeline: Pipeline,
+    settings: AppSettings,
+    metrics: AppMetrics,
+    question_log: AppQuestionLog,
 ) -> dict[str, Any] | StreamingResponse:
     collection = body.model
     question, history = conversation_of(body, settings.conversation)
@@ -92,8 +101,10 @@ async def chat_completions(
     await run_in_threadpool(pipeline.knowledge_base, collection)  # a missing collection is a 404
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
+    asked = Asked.of(settings, "api.chat", caller.name, collection, None)
+    events = question_log.recorded(pipeline.ask_stream(question, collection=collection, history=history), asked)
     if not body.stream:
-        answer = await run_in_threadpool(pipeline.ask, question, collection=collection, history=history)
+        answer = await run_in_threadpool(final_answer, events)
         metrics.observe(answer)
         return {
             "id": completion_id,
@@ -106,7 +117,6 @@ async def chat_completions(
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             **_extras(answer),
         }
-    events = pipeline.ask_stream(question, collection=collection, history=history)
     return event_stream(
         events, ChatChunks(completion_id, created, collection), metrics=metrics, request_id=request_id_of(request)
     )
@@ -147,6 +157,8 @@ class ChatChunks:
 
 def _extras(answer: Answer) -> dict[str, Any]:
     return {
+        "answer_id": answer.answer_id,
+        "logged": answer.logged,
         "query": answer.query or answer.question,
         "citations": [c.to_dict() for c in answer.citations],
         "found": answer.found,

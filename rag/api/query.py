@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import AppMetrics, AppSettings, Pipeline, in_body, require
+from rag.api.auth import Principal
+from rag.api.deps import AppMetrics, AppQuestionLog, AppSettings, Pipeline, in_body, require
 from rag.api.errors import ApiError, check_length, request_id_of
 from rag.api.models import AskRequest, QueryOptions, RerankDocument, RerankRequest, SearchRequest
 from rag.api.streaming import event_stream
 from rag.backends import NO_RERANKER
 from rag.config import Settings
 from rag.conversation import labelled, parse_history
-from rag.pipeline import SearchOptions
+from rag.pipeline import SearchOptions, final_answer
+from rag.questionlog.store import Asked
 from rag.types import Answer, Turn
 
 router = APIRouter()
@@ -69,27 +71,34 @@ class AskEvents:
         return iter(())
 
 
-@router.post(
-    "/v1/ask", tags=["query"], response_model=None, dependencies=[require("read", collection=in_body("collection"))]
-)
+@router.post("/v1/ask", tags=["query"], response_model=None)
 async def ask(
-    body: AskRequest, request: Request, rag: Pipeline, settings: AppSettings, metrics: AppMetrics
+    body: AskRequest,
+    request: Request,
+    caller: Annotated[Principal, require("read", collection=in_body("collection"))],
+    rag: Pipeline,
+    settings: AppSettings,
+    metrics: AppMetrics,
+    question_log: AppQuestionLog,
 ) -> dict[str, Any] | StreamingResponse:
-    """A cited answer. With `stream: true`: server-sent events `delta` ({"text"}) as the answer is
-    written, then one `answer` event with the whole Answer (citations, timings, degraded)."""
+    """A cited answer, with an `answer_id` for feedback (POST /v1/feedback). With `stream: true`:
+    server-sent events `delta` ({"text"}) as the answer is written, then one `answer` event with the
+    whole Answer (citations, timings, degraded)."""
     check_length(body.question, settings.api.max_question_chars, "question")
     options = search_options(body, settings)
     history = history_of(body, settings)
+    asked = Asked.of(settings, "api.ask", caller.name, body.collection, body.recall_mode)
     if not body.stream:
-        answer = await run_in_threadpool(
-            rag.ask, body.question, collection=body.collection, options=options, history=history
-        )
+        events = rag.ask_stream(body.question, collection=body.collection, options=options, history=history)
+        answer = await run_in_threadpool(final_answer, question_log.recorded(events, asked))
         metrics.observe(answer)
         return answer.to_dict()
     # Open the collection first: a missing one is a 404, not an error inside a 200 stream.
     await run_in_threadpool(rag.knowledge_base, body.collection)
     events = rag.ask_stream(body.question, collection=body.collection, options=options, history=history)
-    return event_stream(events, AskEvents(), metrics=metrics, request_id=request_id_of(request))
+    return event_stream(
+        question_log.recorded(events, asked), AskEvents(), metrics=metrics, request_id=request_id_of(request)
+    )
 
 
 def history_of(body: AskRequest, settings: Settings) -> list[Turn]:

@@ -48,7 +48,7 @@ function banner(id, kind, text) {
 }
 
 // -- pages -----------------------------------------------------------------------------------
-const PAGES = ["ask", "rerank", "documents"];
+const PAGES = ["ask", "rerank", "documents", "insights"];
 
 function showPage() {
   const wanted = location.hash.slice(1);
@@ -60,6 +60,7 @@ function showPage() {
     else link.removeAttribute("aria-current");
   }
   if (page === "documents") loadDocuments();
+  if (page === "insights") loadInsights();
 }
 
 // -- API key ---------------------------------------------------------------------------------
@@ -187,6 +188,7 @@ function renderCitations(answer) {
       ),
     ),
   );
+  showFeedback(answer);
   const timings = Object.entries(answer.timings || {}).map(([stage, s]) => `${stage} ${(s * 1000).toFixed(0)} ms`);
   $("ask-timings").textContent = timings.join(" · ");
   if (answer.degraded && answer.degraded.length) {
@@ -223,12 +225,37 @@ function historyOf(turns) {
 
 function turnItem(turn) {
   const sources = (turn.citations || []).map((c) => `[${c.n}] ${c.file}${c.page ? ` p. ${c.page}` : ""}`);
-  return el(
+  const item = el(
     "li",
     { class: "turn" },
     el("p", { class: "question", text: turn.question }),
     el("p", { class: "answer", text: turn.answer }),
     el("p", { class: "muted sources", text: sources.join(" · ") }),
+  );
+  if (turn.answerId) item.append(turnFeedback(turn));
+  return item;
+}
+
+// An earlier answer of the conversation can be rated too (without a comment).
+function turnFeedback(turn) {
+  const state = el("span", { class: "muted", role: "status", text: turn.rating ? `rated: ${turn.rating === "up" ? "Yes" : "No"}` : "" });
+  const rate = (rating) => async () => {
+    try {
+      await api("POST", "/v1/feedback", { answer_id: turn.answerId, rating });
+      turn.rating = rating;
+      saveConversation();
+      state.textContent = `rated: ${rating === "up" ? "Yes" : "No"}`;
+    } catch (error) {
+      state.textContent = `Not recorded: ${error.message}`;
+    }
+  };
+  return el(
+    "p",
+    { class: "row turn-feedback" },
+    el("span", { class: "muted", text: "Helped?" }),
+    el("button", { type: "button", class: "small", onclick: rate("up"), text: "Yes" }),
+    el("button", { type: "button", class: "small", onclick: rate("down"), text: "No" }),
+    state,
   );
 }
 
@@ -255,7 +282,7 @@ function newConversation() {
   banner("ask-banner", "", "");
   for (const id of ["answer", "ask-timings"]) $(id).textContent = "";
   $("citations").replaceChildren();
-  $("current-question").hidden = $("ask-query").hidden = $("citation-detail").hidden = true;
+  $("current-question").hidden = $("ask-query").hidden = $("citation-detail").hidden = $("feedback").hidden = true;
   renderConversation();
 }
 
@@ -277,6 +304,7 @@ async function ask(event) {
   $("citations").replaceChildren();
   $("ask-timings").textContent = "";
   $("citation-detail").hidden = true;
+  $("feedback").hidden = true;
   if (!conversation.turns.length) {
     conversation.collection = $("ask-collection").value || null;
     conversation.mode = $("ask-mode").value;
@@ -303,7 +331,13 @@ async function ask(event) {
       } else if (event.name === "answer") {
         renderCitations(event.data);
         renderAnswerText(event.data.answer);
-        const turn = { question, answer: event.data.answer, query: event.data.query, citations: event.data.citations };
+        const turn = {
+          question,
+          answer: event.data.answer,
+          query: event.data.query,
+          citations: event.data.citations,
+          answerId: event.data.logged ? event.data.answer_id : null,
+        };
         conversation.turns.push(turn);
         saveConversation();
         renderConversation();
@@ -325,6 +359,79 @@ $("new-conversation").addEventListener("click", newConversation);
 $("ask-question").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
 });
+
+// -- feedback on the answer shown ---------------------------------------------------------------
+// A thumb sends the rating at once (with the comment, if one is typed); "Send comment" sends the
+// chosen rating again with the comment. The server keeps the latest rating of an answer.
+const feedback = { answerId: null, rating: null };
+
+function showFeedback(answer) {
+  feedback.answerId = answer.logged ? answer.answer_id : null;
+  feedback.rating = null;
+  $("feedback").hidden = !feedback.answerId;
+  $("feedback-comment").value = "";
+  $("feedback-state").textContent = "";
+  for (const id of ["feedback-up", "feedback-down"]) $(id).setAttribute("aria-pressed", "false");
+}
+
+async function sendFeedback(rating) {
+  if (rating) feedback.rating = rating;
+  if (!feedback.rating) {
+    $("feedback-state").textContent = "Choose Yes or No first.";
+    return;
+  }
+  $("feedback-up").setAttribute("aria-pressed", String(feedback.rating === "up"));
+  $("feedback-down").setAttribute("aria-pressed", String(feedback.rating === "down"));
+  const body = { answer_id: feedback.answerId, rating: feedback.rating };
+  const comment = $("feedback-comment").value.trim();
+  if (comment) body.comment = comment;
+  try {
+    await api("POST", "/v1/feedback", body);
+    const turn = conversation.turns.find((t) => t.answerId === feedback.answerId);
+    if (turn) {
+      turn.rating = feedback.rating;
+      saveConversation();
+    }
+    $("feedback-state").textContent = comment ? "Thank you: rating and comment recorded." : "Thank you: recorded.";
+  } catch (error) {
+    $("feedback-state").textContent = `Not recorded: ${error.message}`;
+  }
+}
+
+$("feedback-up").addEventListener("click", () => sendFeedback("up"));
+$("feedback-down").addEventListener("click", () => sendFeedback("down"));
+$("feedback").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendFeedback(null);
+});
+
+// -- Insights (the question log) ------------------------------------------------------------------
+function percent(share) {
+  return share === null || share === undefined ? "–" : `${(share * 100).toFixed(1)}%`;
+}
+
+function fillTable(id, rows) {
+  $(id).querySelector("tbody").replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((c) => el("td", { text: String(c) })))));
+}
+
+async function loadInsights(event) {
+  if (event) event.preventDefault();
+  banner("insights-banner", "", "");
+  try {
+    const stats = await api("GET", `/v1/stats?days=${encodeURIComponent($("insights-days").value)}`);
+    $("insights-summary").textContent =
+      `${stats.questions} questions since ${stats.since}: refused ${percent(stats.refusal_rate)}, ` +
+      `degraded ${percent(stats.degraded_rate)}, ${stats.rated} rated, voted down ${percent(stats.down_vote_rate)}.`;
+    fillTable("insights-per-day", stats.per_day.map((d) => [d.day, d.questions, d.refused, d.degraded, d.up, d.down]));
+    fillTable("insights-refused", stats.top_refused.map((q) => [q.count, q.question]));
+    fillTable("insights-down", stats.top_down_voted.map((q) => [q.count, q.question]));
+  } catch (error) {
+    $("insights-summary").textContent = "";
+    banner("insights-banner", "error", error.message);
+  }
+}
+
+$("insights-form").addEventListener("submit", loadInsights);
 
 // -- Rerank playground -----------------------------------------------------------------------
 const EXAMPLES = {
