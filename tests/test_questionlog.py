@@ -179,6 +179,7 @@ def test_retention_deletes_old_answers_with_their_passages_and_feedback(database
         question_log.close()
 
 
+@pytest.mark.slow  # four Python processes importing rag
 def test_processes_starting_at_once_migrate_once_and_lose_nothing(database: Settings, tmp_path: Path) -> None:
     """Four processes (as API workers) open an empty database at the same moment and write."""
     script = tmp_path / "writer.py"
