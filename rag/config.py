@@ -216,6 +216,8 @@ class ApiSettings(_Section):
     max_files_per_upload: int = Field(default=20, ge=1)
     # Any other request body (JSON): 1000 rerank documents of ~2,000 CJK characters fit.
     max_body_mb: float = Field(default=8, gt=0)
+    # Rendered PDF pages (GET .../pages/{n}?width=): wider requests get this width.
+    max_page_width: int = Field(default=2000, ge=100)
 
 
 class ConversationSettings(_Section):

@@ -359,6 +359,10 @@ ROUTES = [
     ("DELETE", "/v1/collections/default/documents/0000", {}, "write", True),
     ("GET", "/readyz", {}, "read", False),
     ("GET", "/metrics", {}, "read", False),
+    ("GET", "/v1/collections/default/documents/0000/file", {}, "read", True),
+    ("GET", "/v1/collections/default/documents/0000/pages/1", {}, "read", True),
+    ("GET", "/v1/collections/default/documents/0000/pages/1/highlights?chunk_id=x", {}, "read", True),
+    ("GET", "/v1/collections/default/documents/0000/section?chunk_id=x", {}, "read", True),
     ("GET", "/v1/stats", {}, "admin", False),
     # An answer of another collection is refused (403) after the key is checked: test_questionlog.
     ("POST", "/v1/feedback", {"json": {"answer_id": "0" * 32, "rating": "up"}}, "read", False),

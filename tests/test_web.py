@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from sqlalchemy import create_engine, select
 from rag.api import create_app
 from rag.pipeline import RagPipeline
 
-from .support.browser import SCREENSHOTS, shoot
+from .support.browser import page_with_key, shoot
 from .support.loopback import serve_asgi
 from .support.profiles import local_reranker_env, offline_settings
 
@@ -61,7 +60,6 @@ def test_the_page_is_self_contained_and_strict(web: str) -> None:
 def test_upload_ask_cite_rerank_export_delete(web: str, browser, corpus: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect  # importable: the browser fixture checked
 
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     context = browser.new_context(viewport=VIEWPORTS["desktop"], accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
@@ -176,14 +174,8 @@ def test_feedback_from_the_page_reaches_the_log_and_insights(logged_web: tuple[s
     from rag.questionlog.schema import answers, feedback
 
     url, database = logged_web
-    context = browser.new_context(viewport=VIEWPORTS["desktop"])
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{url}/#ask")
-    page.fill("#api-key", "web-reader-key")
-    page.press("#api-key", "Enter")
-    page.wait_for_selector("#key-state:has-text('key in use')")
+    context, page = page_with_key(browser, url, "web-reader-key", errors)
     page.fill("#ask-question", "What does VPN error 809 mean?")
     page.click("#ask-submit")
     page.wait_for_selector("#feedback:not([hidden])", timeout=120_000)

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from rag.api import collections, documents, feedback, ops, query
+from rag.api import collections, documents, feedback, ops, query, sources
 from rag.api import openai_chat as chat
 from rag.api.auth import KeyRing
 from rag.api.body_limit import BodyLimit
@@ -55,7 +55,15 @@ def create_app(settings: Settings, *, pipeline: RagPipeline | None = None) -> Fa
     app.state.question_log = question_log = QuestionLog(settings)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limits=settings.api)
-    for router in (query.router, chat.router, feedback.router, collections.router, documents.router, ops.router):
+    for router in (
+        query.router,
+        chat.router,
+        feedback.router,
+        collections.router,
+        documents.router,
+        sources.router,
+        ops.router,
+    ):
         app.include_router(router)
     install_web(app)
 

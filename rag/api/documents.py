@@ -6,15 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ingest.loaders import FORMATS
+from ingest.loaders import FORMATS, load_document
 from ingest.manifest import delete_document as delete
 from ingest.pipeline import Ingestor
 from ingest.uploads import UploadTooLarge, ingest_uploads, upload_folder
 from rag.api.deps import AppSettings, CollectionName, Pipeline, in_path, require
 from rag.api.errors import ApiError
+from rag.source import locate, original
 from rag.store import validate_collection_name
 from rag.types import DocumentRecord
 
@@ -76,6 +77,51 @@ async def delete_document(
     if source.parent.resolve() == stored.resolve():
         source.unlink(missing_ok=True)  # only files we keep ourselves, never a user's own folder
     return {"deleted": doc_id}
+
+
+@router.get(
+    "/v1/collections/{collection}/documents/{doc_id}/section", dependencies=[require("read", collection=in_path)]
+)
+async def section(
+    collection: CollectionName,
+    doc_id: str,
+    rag: Pipeline,
+    chunk_id: Annotated[str, Query(min_length=1, max_length=300, description="A chunk of this document.")],
+) -> dict[str, Any]:
+    """The section of the original (the text under the chunk's heading, or the page of a PDF) that
+    holds a chunk, and where in it the chunk's text is (`highlight`: [start, end) characters, or
+    null when it cannot be found again). Here, not in rag.api.sources: it parses with the loaders."""
+
+    def find() -> dict[str, Any]:
+        kb = rag.store.open(collection)
+        record = kb.document(doc_id)
+        if record is None or not record.visible:
+            raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {collection!r}")
+        path = original(record)
+        found = kb.passages([(chunk_id, 0.0)])
+        if not found or found[0].metadata.get("doc_id") != doc_id:
+            raise ApiError(404, "chunk_not_found", f"no chunk {chunk_id!r} in document {doc_id!r}")
+        passage = found[0]
+        document = load_document(path, path.read_bytes())
+        same_place = [
+            s
+            for s in document.sections
+            if " > ".join(s.heading_path) == passage.heading and (passage.page is None or s.page == passage.page)
+        ]
+        candidates = [*same_place, *document.sections]
+        located = ((c, locate(c.text, passage.text)) for c in candidates)
+        shown, span = next(((c, found) for c, found in located if found is not None), (candidates[0], None))
+        return {
+            "doc_id": doc_id,
+            "chunk_id": chunk_id,
+            "file": path.name,
+            "heading": " > ".join(shown.heading_path),
+            "page": shown.page,
+            "text": shown.text,
+            "highlight": list(span) if span is not None else None,
+        }
+
+    return await run_in_threadpool(find)
 
 
 def _record(record: DocumentRecord) -> dict[str, Any]:

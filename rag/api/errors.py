@@ -23,6 +23,7 @@ from rag.errors import (
     RagError,
     StoreUnavailable,
 )
+from rag.source import NotRenderable, PageNotFound, SourceGone
 
 log = logging.getLogger("rag.api")
 
@@ -67,6 +68,12 @@ def describe(exc: BaseException, request_id: str) -> Failure:
         return Failure(exc.status, "invalid_history", str(exc))
     if isinstance(exc, ConfigError):
         return Failure(400, "bad_request", str(exc))
+    if isinstance(exc, SourceGone):
+        return Failure(410, "source_gone", str(exc))
+    if isinstance(exc, PageNotFound):
+        return Failure(404, "page_not_found", str(exc))
+    if isinstance(exc, NotRenderable):
+        return Failure(422, "not_renderable", str(exc))
     if isinstance(exc, AnswerNotFound):
         return Failure(404, "answer_not_found", str(exc))
     if isinstance(exc, QuestionLogOff):

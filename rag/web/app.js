@@ -165,6 +165,7 @@ function showCitation(n) {
     el("h3", { text: `[${c.n}] ${c.file}${c.page ? `, page ${c.page}` : ""}` }),
     el("p", { class: "muted", text: `${c.heading || "(no heading)"} · ${score} · recall rank ${c.recall_rank}` }),
     el("blockquote", { text: c.text }),
+    el("button", { type: "button", id: "open-source", onclick: () => openSource(c), text: "Open the source" }),
     el("button", { type: "button", onclick: () => { detail.hidden = true; }, text: "Close" }),
   );
   detail.hidden = false;
@@ -359,6 +360,124 @@ $("new-conversation").addEventListener("click", newConversation);
 $("ask-question").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
 });
+
+// -- the source viewer: the cited page with the passage marked, or the section of a text file --------
+// Images and downloads are fetched with the key and shown from blob: URLs (a plain link could not
+// send the Authorization header).
+const viewer = { citation: null, collection: null, page: 1, pages: 0, urls: [] };
+
+function documentPath(suffix) {
+  const c = viewer.citation;
+  return `/v1/collections/${encodeURIComponent(viewer.collection)}/documents/${encodeURIComponent(c.doc_id)}${suffix}`;
+}
+
+async function fetchBlob(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw new Error(errorText(response.status, await response.json().catch(() => ({}))));
+  const url = URL.createObjectURL(await response.blob());
+  viewer.urls.push(url);
+  return url;
+}
+
+async function openSource(c) {
+  viewer.citation = c;
+  viewer.collection = conversation.collection || $("ask-collection").value || "default";
+  viewer.page = c.page || 1;
+  $("source-title").textContent = c.file;
+  $("source-state").textContent = "";
+  $("source-viewer").showModal();
+  const paged = Boolean(c.page) && /\.pdf$/i.test(c.file);
+  for (const id of ["source-prev", "source-next", "source-page-label"]) $(id).hidden = !paged;
+  $("source-page").hidden = !paged;
+  $("source-section").hidden = paged;
+  try {
+    if (paged) {
+      const listed = await api("GET", `/v1/collections/${encodeURIComponent(viewer.collection)}/documents`);
+      const doc = listed.documents.find((d) => d.doc_id === c.doc_id);
+      viewer.pages = doc ? doc.pages : 0;
+      await showSourcePage();
+    } else {
+      await showSection();
+    }
+  } catch (error) {
+    $("source-state").textContent = error.message;
+  }
+}
+
+async function showSourcePage() {
+  const c = viewer.citation;
+  $("source-page-label").textContent = `page ${viewer.page} of ${viewer.pages || "?"}`;
+  $("source-prev").disabled = viewer.page <= 1;
+  $("source-next").disabled = Boolean(viewer.pages) && viewer.page >= viewer.pages;
+  $("source-marks").replaceChildren();
+  const image = $("source-image");
+  const loaded = new Promise((resolve) => { image.onload = resolve; });
+  image.src = await fetchBlob(documentPath(`/pages/${viewer.page}?width=1000`));
+  image.alt = `${c.file}, page ${viewer.page}`;
+  await loaded;
+  const cited = (c.pages && c.pages.length ? c.pages : [c.page]).includes(viewer.page);
+  if (!cited) {
+    $("source-state").textContent = "The cited passage is not on this page.";
+    return;
+  }
+  const marks = await api("GET", documentPath(`/pages/${viewer.page}/highlights?chunk_id=${encodeURIComponent(c.chunk_id)}`));
+  const pct = (value, whole) => `${((value / whole) * 100).toFixed(3)}%`;
+  // Positioned through the CSSOM: the Content-Security-Policy refuses style attributes.
+  $("source-marks").replaceChildren(
+    ...marks.rects.map(([x0, y0, x1, y1]) => {
+      const mark = el("div", { class: "mark" });
+      Object.assign(mark.style, {
+        left: pct(x0, marks.page_width),
+        top: pct(y0, marks.page_height),
+        width: pct(x1 - x0, marks.page_width),
+        height: pct(y1 - y0, marks.page_height),
+      });
+      return mark;
+    }),
+  );
+  if (marks.rects.length) $("source-marks").firstChild.scrollIntoView({ block: "center" });
+  $("source-state").textContent = marks.rects.length
+    ? `The cited passage is marked (${Math.round(marks.matched * 100)}% of its text found on this page).`
+    : "The cited passage could not be found on this page's text.";
+}
+
+async function showSection() {
+  const c = viewer.citation;
+  const found = await api("GET", documentPath(`/section?chunk_id=${encodeURIComponent(c.chunk_id)}`));
+  const section = $("source-section");
+  const heading = el("p", { class: "muted", text: found.heading || "(no heading)" });
+  if (!found.highlight) {
+    section.replaceChildren(heading, el("p", { class: "section-text", text: found.text }));
+    $("source-state").textContent = "The cited passage could not be found in this section.";
+    return;
+  }
+  const [start, end] = found.highlight;
+  const mark = el("mark", { text: found.text.slice(start, end) });
+  section.replaceChildren(heading, el("p", { class: "section-text" }, found.text.slice(0, start), mark, found.text.slice(end)));
+  mark.scrollIntoView({ block: "center" });
+  $("source-state").textContent = "The cited passage is marked.";
+}
+
+async function downloadSource() {
+  try {
+    const link = el("a", { href: await fetchBlob(documentPath("/file")), download: viewer.citation.file });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    $("source-state").textContent = error.message;
+  }
+}
+
+function closeSource() {
+  $("source-viewer").close();
+  for (const url of viewer.urls.splice(0)) URL.revokeObjectURL(url);
+}
+
+$("source-prev").addEventListener("click", () => { viewer.page -= 1; showSourcePage().catch((e) => { $("source-state").textContent = e.message; }); });
+$("source-next").addEventListener("click", () => { viewer.page += 1; showSourcePage().catch((e) => { $("source-state").textContent = e.message; }); });
+$("source-download").addEventListener("click", downloadSource);
+$("source-close").addEventListener("click", closeSource);
 
 // -- feedback on the answer shown ---------------------------------------------------------------
 // A thumb sends the rating at once (with the comment, if one is typed); "Send comment" sends the
