@@ -138,15 +138,6 @@ def _png(image: Any) -> bytes:
     return out.getvalue()
 
 
-def page_count(path: Path) -> int:
-    with _PDFIUM:
-        pdf = _pdf(path)
-        try:
-            return len(pdf)
-        finally:
-            pdf.close()
-
-
 def highlight(path: Path, number: int, text: str) -> Highlight:
     """Where `text` (a chunk's) lies on page `number` of the PDF at `path`."""
     wanted = _normalised(text)
