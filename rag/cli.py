@@ -24,7 +24,8 @@ from rag.errors import ConfigError, InvalidHistory, ModelLoadError, RagError
 if TYPE_CHECKING:
     from rag.embedding import Embedder
     from rag.pipeline import RagPipeline, SearchOptions
-    from rag.questionlog.store import QuestionLog
+    from rag.questionlog.report import ExportFormat
+    from rag.questionlog.store import QuestionLog, Rating
     from rag.types import Answer, Turn
 
 app = typer.Typer(
@@ -756,7 +757,9 @@ def log_export(
         if chosen not in ("qa", "review"):
             raise ConfigError(f"--format: qa or review, not {chosen!r}")
         with _question_log(_settings()) as question_log:
-            lines, left_out = export(question_log, rating=cast(Any, rating), output=cast(Any, chosen), days=days)
+            lines, left_out = export(
+                question_log, rating=cast("Rating", rating), output=cast("ExportFormat", chosen), days=days
+            )
         text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)
         if output is None:
             sys.stdout.write(text)

@@ -99,3 +99,15 @@ class QuestionLogOff(RagError):
 
 class AnswerNotFound(RagError):
     """No logged answer has this id (never given, given with the log off, or past retention)."""
+
+
+class SourceGone(RagError):
+    """A document's file is no longer what was ingested (moved, deleted or changed)."""
+
+
+class PageNotFound(RagError):
+    """A page number beyond the document."""
+
+
+class NotRenderable(RagError):
+    """The file cannot be drawn (encrypted, or PDFium refuses it)."""

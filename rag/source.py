@@ -26,24 +26,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.errors import NotRenderable, PageNotFound, SourceGone
 from rag.types import DocumentRecord
 
 _PDFIUM = threading.Lock()
 _MIN_RUN = 6  # shorter matches are as likely chance as the passage
 _WIDTH_STEP = 100  # widths are rounded to this, so the render cache stays small
-
-
-class SourceGone(RagError):
-    """The document's file is no longer what was ingested (moved, deleted or changed)."""
-
-
-class PageNotFound(RagError):
-    pass
-
-
-class NotRenderable(RagError):
-    """The file cannot be drawn (not a PDF, encrypted, or PDFium refuses it)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +184,7 @@ def locate(text: str, passage: str) -> tuple[int, int] | None:
 
 
 def _matched_runs(found: str, indices: list[int], wanted: str) -> list[tuple[int, int]]:
-    """PDFium character ranges (first, last) of the page text that match the chunk's text."""
+    """Ranges (first, last) of `indices` (PDFium characters, or a section's) whose text matches the chunk's."""
     blocks = SequenceMatcher(None, found, wanted, autojunk=False).get_matching_blocks()
     runs: list[tuple[int, int]] = []
     for block in blocks:

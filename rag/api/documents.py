@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ingest.loaders import FORMATS, load_document
@@ -15,6 +15,7 @@ from ingest.pipeline import Ingestor
 from ingest.uploads import UploadTooLarge, ingest_uploads, upload_folder
 from rag.api.deps import AppSettings, CollectionName, Pipeline, in_path, require
 from rag.api.errors import ApiError
+from rag.api.sources import ChunkId, chunk_of, document_of
 from rag.source import locate, original
 from rag.store import validate_collection_name
 from rag.types import DocumentRecord
@@ -86,7 +87,7 @@ async def section(
     collection: CollectionName,
     doc_id: str,
     rag: Pipeline,
-    chunk_id: Annotated[str, Query(min_length=1, max_length=300, description="A chunk of this document.")],
+    chunk_id: ChunkId,
 ) -> dict[str, Any]:
     """The section of the original (the text under the chunk's heading, or the page of a PDF) that
     holds a chunk, and where in it the chunk's text is (`highlight`: [start, end) characters, or
@@ -94,14 +95,8 @@ async def section(
 
     def find() -> dict[str, Any]:
         kb = rag.store.open(collection)
-        record = kb.document(doc_id)
-        if record is None or not record.visible:
-            raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {collection!r}")
-        path = original(record)
-        found = kb.passages([(chunk_id, 0.0)])
-        if not found or found[0].metadata.get("doc_id") != doc_id:
-            raise ApiError(404, "chunk_not_found", f"no chunk {chunk_id!r} in document {doc_id!r}")
-        passage = found[0]
+        path = original(document_of(kb, doc_id))
+        passage = chunk_of(kb, doc_id, chunk_id)
         document = load_document(path, path.read_bytes())
         same_place = [
             s

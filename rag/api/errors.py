@@ -18,12 +18,14 @@ from rag.errors import (
     CollectionNotFound,
     ConfigError,
     InvalidHistory,
+    NotRenderable,
+    PageNotFound,
     QuestionLogOff,
     QuestionLogUnavailable,
     RagError,
+    SourceGone,
     StoreUnavailable,
 )
-from rag.source import NotRenderable, PageNotFound, SourceGone
 
 log = logging.getLogger("rag.api")
 
@@ -42,6 +44,16 @@ def check_length(text: str, limit: int, field: str) -> None:
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
+
+# Errors whose message is written for the client: their status and code.
+_SAID_AS_IS: tuple[tuple[type[RagError], int, str], ...] = (
+    (ConfigError, 400, "bad_request"),
+    (SourceGone, 410, "source_gone"),
+    (PageNotFound, 404, "page_not_found"),
+    (NotRenderable, 422, "not_renderable"),
+    (AnswerNotFound, 404, "answer_not_found"),
+    (QuestionLogOff, 409, "log_off"),
+)
 
 # A backend or the store is away: how long a client should wait before it tries again.
 _RETRY_AFTER_S = 2
@@ -66,18 +78,9 @@ def describe(exc: BaseException, request_id: str) -> Failure:
         return Failure(404, "collection_not_found", f"no knowledge base named {exc.name!r}")
     if isinstance(exc, InvalidHistory):
         return Failure(exc.status, "invalid_history", str(exc))
-    if isinstance(exc, ConfigError):
-        return Failure(400, "bad_request", str(exc))
-    if isinstance(exc, SourceGone):
-        return Failure(410, "source_gone", str(exc))
-    if isinstance(exc, PageNotFound):
-        return Failure(404, "page_not_found", str(exc))
-    if isinstance(exc, NotRenderable):
-        return Failure(422, "not_renderable", str(exc))
-    if isinstance(exc, AnswerNotFound):
-        return Failure(404, "answer_not_found", str(exc))
-    if isinstance(exc, QuestionLogOff):
-        return Failure(409, "log_off", str(exc))
+    for family, status, code in _SAID_AS_IS:
+        if isinstance(exc, family):
+            return Failure(status, code, str(exc))
     if isinstance(exc, QuestionLogUnavailable):
         log.warning("request %s: %s", request_id, exc)
         return Failure(503, "log_unavailable", "the question log cannot be reached now", retry_after=_RETRY_AFTER_S)

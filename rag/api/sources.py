@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.api.deps import AppSettings, CollectionName, Pipeline, in_path, require
 from rag.api.errors import ApiError
-from rag.pipeline import RagPipeline
 from rag.source import PageRenderer, highlight, original
-from rag.types import DocumentRecord
+from rag.store import KnowledgeBase
+from rag.types import DocumentRecord, Passage
 
 router = APIRouter(tags=["documents"])
 
@@ -31,15 +31,28 @@ _MEDIA_TYPES = {
 }
 
 
-def _record(rag: RagPipeline, collection: str, doc_id: str) -> DocumentRecord:
-    record = rag.store.open(collection).document(doc_id)
+# A chunk id in a query string: what the routes that find a chunk again take.
+ChunkId = Annotated[str, Query(min_length=1, max_length=300, description="A chunk of this document.")]
+
+
+def document_of(kb: KnowledgeBase, doc_id: str) -> DocumentRecord:
+    """The manifest's record of a visible document (404 otherwise): the only way in, by id."""
+    record = kb.document(doc_id)
     if record is None or not record.visible:
-        raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {collection!r}")
+        raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {kb.name!r}")
     return record
 
 
-def _pdf_original(rag: RagPipeline, collection: str, doc_id: str) -> tuple[DocumentRecord, Path]:
-    record = _record(rag, collection, doc_id)
+def chunk_of(kb: KnowledgeBase, doc_id: str, chunk_id: str) -> Passage:
+    """A visible chunk of the document (404 for a chunk of another one, or none)."""
+    found = kb.passages([(chunk_id, 0.0)])
+    if not found or found[0].metadata.get("doc_id") != doc_id:
+        raise ApiError(404, "chunk_not_found", f"no chunk {chunk_id!r} in document {doc_id!r}")
+    return found[0]
+
+
+def _pdf(kb: KnowledgeBase, doc_id: str) -> tuple[DocumentRecord, Path]:
+    record = document_of(kb, doc_id)
     if record.file_type != "pdf":
         raise ApiError(404, "no_pages", f"{Path(record.source).name} is {record.file_type}, which has no pages to draw")
     return record, original(record)
@@ -48,8 +61,12 @@ def _pdf_original(rag: RagPipeline, collection: str, doc_id: str) -> tuple[Docum
 @router.get(f"{DOCUMENT}/file", response_class=FileResponse, dependencies=[require("read", collection=in_path)])
 async def download(collection: CollectionName, doc_id: str, rag: Pipeline) -> FileResponse:
     """The original file, as ingested (410 when it has gone or changed since)."""
-    record = await run_in_threadpool(_record, rag, collection, doc_id)
-    path = await run_in_threadpool(original, record)
+
+    def find() -> tuple[DocumentRecord, Path]:
+        record = document_of(rag.store.open(collection), doc_id)
+        return record, original(record)
+
+    record, path = await run_in_threadpool(find)
     media_type = _MEDIA_TYPES.get(record.file_type, "application/octet-stream")
     return FileResponse(path, media_type=media_type, filename=path.name)
 
@@ -73,7 +90,7 @@ async def page_image(
     """Page `page` of a PDF as PNG."""
 
     def render() -> bytes:
-        record, path = _pdf_original(rag, collection, doc_id)
+        record, path = _pdf(rag.store.open(collection), doc_id)
         renderer = PageRenderer(settings.data_dir / "cache" / "pages", settings.api.max_page_width)
         return renderer.render(path, record, page, width)
 
@@ -87,15 +104,14 @@ async def page_highlights(
     doc_id: str,
     page: PageNumber,
     rag: Pipeline,
-    chunk_id: Annotated[str, Query(min_length=1, max_length=300, description="A chunk of this document.")],
+    chunk_id: ChunkId,
 ) -> dict[str, Any]:
     """The rectangles of a chunk's text on the page, in PDF points from the top left, with the page's size."""
 
     def find() -> dict[str, Any]:
-        _, path = _pdf_original(rag, collection, doc_id)
-        found = rag.store.open(collection).passages([(chunk_id, 0.0)])
-        if not found or found[0].metadata.get("doc_id") != doc_id:
-            raise ApiError(404, "chunk_not_found", f"no chunk {chunk_id!r} in document {doc_id!r}")
-        return {"doc_id": doc_id, "chunk_id": chunk_id, **highlight(path, page, found[0].text).to_dict()}
+        kb = rag.store.open(collection)
+        _, path = _pdf(kb, doc_id)
+        passage = chunk_of(kb, doc_id, chunk_id)
+        return {"doc_id": doc_id, "chunk_id": chunk_id, **highlight(path, page, passage.text).to_dict()}
 
     return await run_in_threadpool(find)

@@ -21,7 +21,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 def stats(question_log: QuestionLog, *, days: int = 30, collection: str | None = None) -> dict[str, Any]:
     """Questions per day, refusal, degraded and down-vote rates, and the questions that most often
     were refused or voted down, over the last `days` days (UTC)."""
-    first_day = (datetime.now(UTC) - timedelta(days=days - 1)).date().isoformat()
+    first_day = _first_day(days)
     window = answers.c.day >= first_day
     if collection is not None:
         window = and_(window, answers.c.collection == collection)
@@ -78,6 +78,11 @@ def stats(question_log: QuestionLog, *, days: int = 30, collection: str | None =
     }
 
 
+def _first_day(days: int) -> str:
+    """The first UTC day of a window of `days` days ending today (answers.day's format)."""
+    return (datetime.now(UTC) - timedelta(days=days - 1)).date().isoformat()
+
+
 def _top(connection: Connection, questions: Select[Any]) -> list[dict[str, Any]]:
     asked = questions.subquery()
     rows = connection.execute(
@@ -101,7 +106,7 @@ def export(
     answers a question set had to leave out (no gold to give them)."""
     rated = answers.c.rating == rating
     if days is not None:
-        rated = and_(rated, answers.c.day >= (datetime.now(UTC) - timedelta(days=days - 1)).date().isoformat())
+        rated = and_(rated, answers.c.day >= _first_day(days))
 
     def read(connection: Connection) -> list[dict[str, Any]]:
         rows = connection.execute(select(answers).where(rated).order_by(answers.c.created_at)).mappings().all()

@@ -474,8 +474,13 @@ function closeSource() {
   for (const url of viewer.urls.splice(0)) URL.revokeObjectURL(url);
 }
 
-$("source-prev").addEventListener("click", () => { viewer.page -= 1; showSourcePage().catch((e) => { $("source-state").textContent = e.message; }); });
-$("source-next").addEventListener("click", () => { viewer.page += 1; showSourcePage().catch((e) => { $("source-state").textContent = e.message; }); });
+function turnSourcePage(step) {
+  viewer.page += step;
+  showSourcePage().catch((error) => { $("source-state").textContent = error.message; });
+}
+
+$("source-prev").addEventListener("click", () => turnSourcePage(-1));
+$("source-next").addEventListener("click", () => turnSourcePage(1));
 $("source-download").addEventListener("click", downloadSource);
 $("source-close").addEventListener("click", closeSource);
 
