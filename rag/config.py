@@ -136,6 +136,8 @@ class RerankSettings(_Section):
     # torch.compile the local reranker on a GPU: faster forwards after minutes of compiling (bench/rerank.py).
     compile: bool = False
     top_n: int = Field(default=5, ge=1)
+    # One passage per page among the top_n: overlapping chunks of one page leave room for other pages.
+    distinct_pages: bool = False
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     # An unreachable reranker: fall back to recall order and flag it (degrade), or fail the request.
     on_failure: OnFailure = "degrade"
@@ -178,6 +180,13 @@ class GenerateSettings(_Section):
     # extractive: how many sentences make the answer, and how close to the question each must be.
     extractive_sentences: int = Field(default=3, ge=1, le=20)
     extractive_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
+    # Sentences after the best must be within this of it: no padding the answer with weak ones.
+    extractive_runner_up_margin: float = Field(default=0.1, ge=0.0, le=2.0)
+    # The floor for a Chinese question, where the embedder's cosines sit in another band (None: the same).
+    extractive_min_similarity_zh: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # A question with a word the collection has never seen (Latin script: stemmed, not a stopword)
+    # asks about something the documents may not hold: its best sentence must reach this instead.
+    unknown_term_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
     openai: OpenAIGeneratorSettings = OpenAIGeneratorSettings()
 
 

@@ -132,7 +132,14 @@ class RagPipeline:
             degraded=reranked.degraded,
             notes=reranked.notes,
             reranked=reranked.reranked,
+            unknown_terms=self.unknown_terms(query, kb),
         )
+
+    def unknown_terms(self, query: str, kb: KnowledgeBase) -> tuple[str, ...]:
+        """The query's words no document of `kb` holds, where an answer's floor depends on them."""
+        if self.settings.generate.unknown_term_min_similarity is None:
+            return ()
+        return self.lexical.get(kb).unknown_terms(query)
 
     def recall(self, query: str, kb: KnowledgeBase, options: SearchOptions, timings: dict[str, float]) -> list[Passage]:
         """The recall stage alone (rag eval scores it before and after reranking)."""
@@ -166,7 +173,7 @@ class RagPipeline:
         min_score = options.min_score if options.min_score is not None else rerank.min_score
         instruction = options.instruction if options.instruction is not None else rerank.instruction
         if self.reranker.name == NO_RERANKER or not recalled:
-            return RerankResult(recalled[:top_n])
+            return RerankResult(self._head(recalled, top_n))
         self.reranker.warm_up()  # its device and size decide the budget below
         candidates, notes = self._within_budget(recalled)
         texts = [p.text for p in candidates]
@@ -178,14 +185,31 @@ class RagPipeline:
             if rerank.on_failure == "fail":
                 raise
             log.warning("reranker failed, answering in recall order: %s", exc)
-            return RerankResult(recalled[:top_n], degraded=("rerank",), notes=(*notes, f"rerank failed: {exc}"))
+            head = self._head(recalled, top_n)
+            return RerankResult(head, degraded=("rerank",), notes=(*notes, f"rerank failed: {exc}"))
         timings["rerank"] = time.perf_counter() - started
         self.rerank_speed.record(sum(map(len, texts)), timings["rerank"])
         scored = [replace(p, rerank_score=s) for p, s in zip(candidates, scores, strict=True)]
         scored.sort(key=lambda p: (-(p.rerank_score or 0.0), p.recall_rank))
         if min_score is not None:
             scored = [p for p in scored if (p.rerank_score or 0.0) >= min_score]
-        return RerankResult(scored[:top_n], notes=notes, reranked=len(candidates))
+        return RerankResult(self._head(scored, top_n), notes=notes, reranked=len(candidates))
+
+    def _head(self, ranked: list[Passage], top_n: int) -> list[Passage]:
+        """The first top_n passages; with rerank.distinct_pages, one per page of a paged document."""
+        if not self.settings.rerank.distinct_pages:
+            return ranked[:top_n]
+        head: list[Passage] = []
+        seen: set[tuple[str, tuple[int, ...]]] = set()
+        for passage in ranked:
+            key = (str(passage.metadata.get("doc_id", passage.file_name)), passage.pages)
+            if passage.pages and key in seen:
+                continue
+            seen.add(key)
+            head.append(passage)
+            if len(head) == top_n:
+                break
+        return head
 
     def _rerank_budget_s(self) -> float | None:
         """Seconds a rerank may take: rerank.time_budget_s, else the CPU budget for a GPU-sized model
@@ -283,7 +307,7 @@ class RagPipeline:
         started = time.perf_counter()
         try:
             if self.generator is self.extractive:
-                text, snippets = self._extract(question, passages, notes, focus)
+                text, snippets = self._extract(question, result, notes, focus)
                 pieces.append(text)
                 yield text
             else:
@@ -301,7 +325,7 @@ class RagPipeline:
                 log.warning("generator failed, answering extractively: %s", exc)
                 notes.append(f"generator failed, answered extractively: {exc}")
                 generator_name = self.extractive.name
-                text, snippets = self._extract(question, passages, notes, focus)
+                text, snippets = self._extract(question, result, notes, focus)
                 pieces.append(text)
                 yield text
         timings["generate"] = time.perf_counter() - started
@@ -330,13 +354,14 @@ class RagPipeline:
         )
 
     def _extract(
-        self, question: str, passages: Sequence[Passage], notes: list[str], focus: str | None = None
+        self, question: str, result: SearchResult, notes: list[str], focus: str | None = None
     ) -> tuple[str, dict[int, str]]:
-        extracts, closest = self.extractive.closest(question, passages, focus=focus)
+        floor = self.extractive.floor(question, result.unknown_terms)
+        extracts, closest = self.extractive.closest(question, result.passages, focus=focus, min_similarity=floor.value)
         if not extracts:
             notes.append(
-                f"no sentence of the passages is close enough to the question ({closest:.3f} < "
-                f"generate.extractive_min_similarity {self.extractive.min_similarity:g})"
+                "no sentence of the passages is close enough to the question "
+                f"({closest:.3f} < {floor.setting} {floor.value:g})"
             )
         snippets: dict[int, str] = {}
         for extract in extracts:

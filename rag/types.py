@@ -121,6 +121,12 @@ class Passage:
         return int(page) if page is not None else None
 
     @property
+    def pages(self) -> tuple[int, ...]:
+        """Every page the passage spans (empty for formats without pages)."""
+        pages = self.metadata.get("pages") or ([self.page] if self.page is not None else [])
+        return tuple(sorted({int(p) for p in pages}))
+
+    @property
     def heading(self) -> str:
         return str(self.metadata.get("heading", ""))
 
@@ -150,6 +156,8 @@ class SearchResult:
     degraded: tuple[str, ...] = ()  # stages that fell back, e.g. ("rerank",)
     notes: tuple[str, ...] = ()  # what the pipeline adapted, e.g. fewer candidates on a CPU
     reranked: int = 0  # candidates the reranker scored (0: recall order)
+    # The query's words no document holds (generate.unknown_term_min_similarity asks for them).
+    unknown_terms: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,7 @@ from rag.evaluate.run import evaluate_beir, evaluate_qa
 from rag.pipeline import RagPipeline
 
 from .support.processes import run_cli
-from .support.profiles import OFFLINE_PROFILE, local_reranker_env, offline_env, offline_settings
+from .support.profiles import OFFLINE_PROFILE, PROJECT, local_reranker_env, offline_env, offline_settings
 
 QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}
 
@@ -141,3 +141,32 @@ def test_qa_set_over_the_corpus_hybrid_beats_dense_on_chinese(
     assert runs["hybrid"]["zh"]["recall"]["hit@5"] > runs["dense"]["zh"]["recall"]["hit@5"]
     answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert len(answers) == 2 * 43 and all("citations" in a and "gold_rank_recall" in a for a in answers)
+
+
+@pytest.mark.slow
+def test_a_split_question_set_is_reported_per_half_and_language(corpus_index, minilm, tmp_path: Path) -> None:
+    """evalsets/qa.jsonl (tuning and check halves): each half and each half's languages get their own
+    figures, and beside recall hits, the share answered with a gold page, with its interval."""
+    data_dir, _ = corpus_index
+    settings = offline_settings(data_dir)
+    questions = PROJECT / "evalsets" / "qa.jsonl"
+    report = evaluate_qa(
+        settings,
+        questions,
+        ["dense"],
+        out_dir=tmp_path,
+        progress=False,
+        pipeline=RagPipeline(settings, embedder=minilm),
+    )
+    groups = report["runs"][0]["groups"]
+    assert {"tune", "check", "tune/en", "tune/zh", "check/en", "check/zh"} <= set(groups)
+    assert groups["tune"]["answerable"] + groups["check"]["answerable"] == groups["all"]["answerable"] == 73
+    assert groups["check/zh"]["answerable"] + groups["check/en"]["answerable"] == groups["check"]["answerable"]
+    for figures in groups.values():
+        # Answered with a gold page needs the gold page among the five passages and no refusal.
+        assert figures["answered_gold"] <= figures["reranked"]["hit@5"]
+        low, high = figures["answered_gold_ci95"]
+        assert low <= figures["answered_gold"] <= high and figures["cited_gold"] <= figures["answered_gold"]
+    answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    refused = [a for a in answers if not a["found"] and a["gold"]["doc"] != "none"]
+    assert all(a["gold_rank_answer"] is None and a["gold_cited"] is False for a in refused)

@@ -27,6 +27,7 @@ class QaItem:
     doc: str  # gold file name; "none" for unanswerable questions
     pages: tuple[int, ...]
     kind: str = ""
+    split: str = ""  # "tune" or "check" where the set is split: figures are then given per half
     extra: dict = field(default_factory=dict)
 
     @property
@@ -79,6 +80,7 @@ def load_qa(path: Path) -> list[QaItem]:
                     doc=str(row.get("doc", "")),
                     pages=tuple(int(p) for p in row.get("pages", []) or []),
                     kind=str(row.get("kind", "")),
+                    split=str(row.get("split", "")),
                     extra={k: v for k, v in row.items() if k in ("answer", "evidence")},
                 )
             )

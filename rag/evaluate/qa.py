@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -23,11 +24,6 @@ from rag.store import KnowledgeBase
 from rag.types import Passage
 
 
-def passage_pages(passage: Passage) -> set[int]:
-    pages = passage.metadata.get("pages") or ([passage.page] if passage.page is not None else [])
-    return {int(p) for p in pages}
-
-
 class Gold(Protocol):
     @property
     def doc(self) -> str: ...
@@ -40,7 +36,7 @@ def gold_rank(item: Gold, passages: Sequence[Passage]) -> int | None:
     file when no page is given: a file without pages), or None."""
     gold = set(item.pages)
     for rank, passage in enumerate(passages, start=1):
-        if passage.file_name == item.doc and (not gold or passage_pages(passage) & gold):
+        if passage.file_name == item.doc and (not gold or set(passage.pages) & gold):
             return rank
     return None
 
@@ -77,6 +73,8 @@ def run_qa(
     recall_ranks: dict[str, int | None] = {}
     rerank_ranks: dict[str, int | None] = {}
     refused: dict[str, bool] = {}
+    answer_ranks: dict[str, int | None] = {}
+    cited_ranks: dict[str, int | None] = {}
     for item in tqdm(items, desc=f"questions ({mode})", unit="q", disable=not progress):
         staged = run_stages(pipeline, kb, item.question, options)
         answer = pipeline.answer(item.question, staged.result(top_n))
@@ -85,6 +83,9 @@ def run_qa(
         if item.answerable:
             recall_ranks[item.id] = gold_rank(item, staged.recalled)
             rerank_ranks[item.id] = gold_rank(item, staged.ranked)
+            # What the reader is shown: the answer's passages (none when refused), and those its text cites.
+            answer_ranks[item.id] = gold_rank(item, [c.passage for c in answer.citations])
+            cited_ranks[item.id] = gold_rank(item, [c.passage for c in answer.citations if c.cited])
         row = {
             "id": item.id,
             "mode": mode,
@@ -92,6 +93,8 @@ def run_qa(
             "gold": {"doc": item.doc, "pages": list(item.pages)},
             "gold_rank_recall": recall_ranks.get(item.id),
             "gold_rank_reranked": rerank_ranks.get(item.id),
+            "gold_rank_answer": answer_ranks.get(item.id),
+            "gold_cited": cited_ranks.get(item.id) is not None if item.answerable else None,
             **answer.to_dict(),
             **{f"expected_{k}": v for k, v in item.extra.items()},
         }
@@ -99,40 +102,61 @@ def run_qa(
     return {
         "mode": mode,
         "reranker": pipeline.reranker.name,
-        "groups": {name: _group(group, recall_ranks, rerank_ranks, refused) for name, group in _groups(items).items()},
+        "groups": {
+            name: _group(group, Ranks(recall_ranks, rerank_ranks, answer_ranks, cited_ranks), refused)
+            for name, group in _groups(items).items()
+        },
         "latency_ms": latencies.summary_ms(),
     }
 
 
 def _groups(items: Sequence[QaItem]) -> dict[str, list[QaItem]]:
+    """All, each language, and where the set is split, each half and each half's languages."""
     groups: dict[str, list[QaItem]] = {"all": list(items)}
     for item in items:
         groups.setdefault(item.lang or "?", []).append(item)
+    for item in items:
+        if item.split:
+            groups.setdefault(item.split, []).append(item)
+            groups.setdefault(f"{item.split}/{item.lang or '?'}", []).append(item)
     return groups
 
 
-def _group(
-    items: list[QaItem],
-    recall_ranks: dict[str, int | None],
-    rerank_ranks: dict[str, int | None],
-    refused: dict[str, bool],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Ranks:
+    """Each answerable question's gold rank: in recall, after reranking, among the answer's passages
+    (None when refused) and among the passages its text cites."""
+
+    recall: dict[str, int | None]
+    reranked: dict[str, int | None]
+    answer: dict[str, int | None]
+    cited: dict[str, int | None]
+
+
+def _group(items: list[QaItem], ranks: Ranks, refused: dict[str, bool]) -> dict[str, Any]:
     answerable = [i.id for i in items if i.answerable]
     unanswerable = [i.id for i in items if not i.answerable]
-    before = [recall_ranks[i] for i in answerable]
-    after = [rerank_ranks[i] for i in answerable]
+    before = [ranks.recall[i] for i in answerable]
+    after = [ranks.reranked[i] for i in answerable]
+    answered = sum(ranks.answer[i] is not None for i in answerable)
+    cited = sum(ranks.cited[i] is not None for i in answerable)
     return {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "recall": _hit_figures(before),
         "reranked": _hit_figures(after),
+        # The end-to-end figure: answered (not refused) with a gold page among the answer's passages.
+        "answered_gold": answered / len(answerable) if answerable else 0.0,
+        "answered_gold_ci95": share_interval(answered, len(answerable)),
+        "cited_gold": cited / len(answerable) if answerable else 0.0,
+        "cited_gold_ci95": share_interval(cited, len(answerable)),
         "curve": {
             "recall": [_hit_share(before, k) for k in CURVE_DEPTHS],
             "reranked": [_hit_share(after, k) for k in CURVE_DEPTHS],
         },
         "refused_unanswerable": (sum(refused[i] for i in unanswerable) / len(unanswerable)) if unanswerable else None,
         "refused_answerable": (sum(refused[i] for i in answerable) / len(answerable)) if answerable else None,
-        "missed": sorted(i for i in answerable if (rerank_ranks[i] or 99) > 5),
+        "missed": sorted(i for i in answerable if ranks.answer[i] is None),
     }
 
 

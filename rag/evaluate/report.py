@@ -30,12 +30,22 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         return header, rows
     if report["kind"] == "dialogues":
         return _dialogue_rows(report)
-    header = ["mode", "questions", "stage", "hit@1 [95% interval]", "hit@5 [95% interval]", "unanswerable refused"]
+    header = [
+        "mode",
+        "questions",
+        "stage",
+        "hit@1 [95% interval]",
+        "hit@5 [95% interval]",
+        "answered with a gold page",
+        "gold page cited",
+        "unanswerable refused",
+    ]
     for run in report["runs"]:
+        stages = ("recall",) if run["reranker"] == NO_RERANKER else ("recall", "reranked")
         for group, figures in run["groups"].items():
-            for stage in ("recall", "reranked"):
-                if stage == "reranked" and run["reranker"] == NO_RERANKER:
-                    continue
+            for stage in stages:
+                # What the answer shows follows the last stage: on the other row it would repeat.
+                final = stage == stages[-1]
                 refused = figures["refused_unanswerable"]
                 rows.append(
                     [
@@ -44,6 +54,8 @@ def _rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                         _stage_name(stage, run),
                         _with_interval(figures[stage], "hit@1"),
                         _with_interval(figures[stage], "hit@5"),
+                        _with_interval(figures, "answered_gold") if final else "",
+                        _with_interval(figures, "cited_gold") if final else "",
                         "-" if refused is None else f"{refused:.0%}",
                     ]
                 )

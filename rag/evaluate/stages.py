@@ -17,6 +17,7 @@ class Staged:
     ranked: list[Passage]  # reranked order, then what the reranker did not score in recall order
     timings: dict[str, float]
     rerank: RerankResult
+    unknown_terms: tuple[str, ...] = ()
 
     def result(self, top_n: int) -> SearchResult:
         """What `search` would have returned: the top-n an answer reads."""
@@ -27,6 +28,7 @@ class Staged:
             degraded=self.rerank.degraded,
             notes=self.rerank.notes,
             reranked=self.rerank.reranked,
+            unknown_terms=self.unknown_terms,
         )
 
 
@@ -39,7 +41,7 @@ def run_stages(pipeline: RagPipeline, kb: KnowledgeBase, query: str, options: Se
     reranked = pipeline.rerank(query, recalled, everything, timings)
     seen = {p.chunk_id for p in reranked.passages}
     ranked = reranked.passages + [p for p in recalled if p.chunk_id not in seen]
-    return Staged(query, recalled, ranked, timings, reranked)
+    return Staged(query, recalled, ranked, timings, reranked, pipeline.unknown_terms(query, kb))
 
 
 @dataclass

@@ -24,9 +24,14 @@ from rag.types import Passage
 # Sentences scored per answer at most: the passages' first ones win. Keeps the fallback quick
 # when a GPU-sized embedder runs on a CPU.
 MAX_CANDIDATE_SENTENCES = 96
-RUNNER_UP_MARGIN = 0.1
 _MAX_SENTENCE_CHARS = 400
 _WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Floor:
+    value: float
+    setting: str  # which setting set it, for the refusal's note
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,25 @@ class ExtractiveGenerator(Generator):
         self.device = ""
         self.max_sentences = settings.extractive_sentences
         self.min_similarity = settings.extractive_min_similarity
+        self.runner_up_margin = settings.extractive_runner_up_margin
+        self.min_similarity_zh = settings.extractive_min_similarity_zh
+        self.unknown_term_min_similarity = settings.unknown_term_min_similarity
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
         self.device = self.embedder.device
+
+    def floor(self, question: str, unknown_terms: Sequence[str] = ()) -> Floor:
+        """How close the best sentence must come for `question`: the floor of its language, raised
+        when the question has words the knowledge base has never seen (`unknown_terms`)."""
+        floor = Floor(self.min_similarity, "generate.extractive_min_similarity")
+        if self.min_similarity_zh is not None and is_chinese(question):
+            floor = Floor(self.min_similarity_zh, "generate.extractive_min_similarity_zh")
+        raised = self.unknown_term_min_similarity
+        if unknown_terms and raised is not None and raised > floor.value:
+            words = ", ".join(repr(t) for t in unknown_terms)
+            floor = Floor(raised, f"generate.unknown_term_min_similarity (no document has {words})")
+        return floor
 
     def select(self, question: str, passages: Sequence[Passage]) -> list[Extract]:
         """The best sentences, most similar first, one copy each (overlapping chunks repeat text).
@@ -59,13 +79,18 @@ class ExtractiveGenerator(Generator):
         return self.closest(question, passages)[0]
 
     def closest(
-        self, question: str, passages: Sequence[Passage], *, focus: str | None = None
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        focus: str | None = None,
+        min_similarity: float | None = None,
     ) -> tuple[list[Extract], float]:
         """The selection and the best sentence's similarity to `question` (-1 when there was no
         sentence). `focus` (a follow-up, when `question` is it joined to the earlier questions):
         whether any sentence is close enough is still decided on `question`, but sentences are
         chosen by their mean similarity to both, so the answer is to the follow-up, not to the
-        question before it."""
+        question before it. `min_similarity`: the floor to apply (default: `floor(question)`)."""
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
@@ -81,13 +106,13 @@ class ExtractiveGenerator(Generator):
             focused = vectors @ np.asarray(self.embedder.embed_query(focus), dtype=np.float32)
             rank = ((scores + focused) / 2).astype(np.float32)
         # Whether anything answers is decided on `question` alone; which sentences answer, by rank.
-        found = float(scores.max()) >= self.min_similarity
+        floor = self.floor(question).value if min_similarity is None else min_similarity
+        found = float(scores.max()) >= floor
         eligible = [int(i) for i in np.argsort(-rank, kind="stable")] if found else []
         chosen: list[Extract] = []
         seen: list[str] = []
         for i in eligible:
-            # Later sentences must be nearly as close as the best: no padding the answer with weak ones.
-            if rank[i] < rank[eligible[0]] - RUNNER_UP_MARGIN or len(chosen) == self.max_sentences:
+            if rank[i] < rank[eligible[0]] - self.runner_up_margin or len(chosen) == self.max_sentences:
                 break
             n, sentence = candidates[i]
             key = " ".join(_WORD.findall(sentence.lower()))

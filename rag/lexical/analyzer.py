@@ -105,6 +105,10 @@ def _stem() -> Any:
     return Stemmer.Stemmer("english").stemWords
 
 
+def has_han(text: str) -> bool:
+    return _HAN_RUN.search(text) is not None
+
+
 def analyze(text: str) -> list[str]:
     """The BM25 terms of `text`, in order (repeats kept: term frequency counts)."""
     terms: list[str] = []

@@ -25,13 +25,14 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from rag.config import Settings
 from rag.errors import StoreError
-from rag.lexical.analyzer import ANALYZER_VERSION, analyze
+from rag.lexical.analyzer import ANALYZER_VERSION, analyze, has_han
 from rag.store import KnowledgeBase
 from rag.types import DocumentRecord
 
@@ -171,6 +172,20 @@ class LexicalIndex:
         top = top[np.lexsort((top, -scores[top]))]  # by score, ties in index order: deterministic
         return [(built.chunk_ids[i], float(scores[i])) for i in top]
 
+    def unknown_terms(self, query: str) -> tuple[str, ...]:
+        """The query's Latin-script terms (stemmed) that no chunk holds: words the knowledge base has
+        never seen. Common English words (how, many, about...) are left out, which a small knowledge
+        base may lack though they name no topic; so are Han terms: jieba's cuts of a question often
+        differ from a law's wording though the topic is there."""
+        self.refresh()
+        vocabulary = getattr(self._built.retriever, "vocab_dict", None)
+        if vocabulary is None:
+            return ()
+        common = _common_terms()
+        return tuple(
+            dict.fromkeys(t for t in analyze(query) if t not in vocabulary and t not in common and not has_han(t))
+        )
+
     def snapshot(self) -> dict[str, list[str]]:
         """chunk id -> terms, for comparing two states of the index."""
         self.refresh()
@@ -179,6 +194,14 @@ class LexicalIndex:
             doc = self._doc_terms(record)
             out.update(zip(doc.chunk_ids, doc.terms, strict=True))
         return out
+
+
+@lru_cache(maxsize=1)
+def _common_terms() -> frozenset[str]:
+    """Common English words as the analyzer turns them into terms (stemmed)."""
+    from stop_words import get_stop_words
+
+    return frozenset(analyze(" ".join(get_stop_words("en"))))
 
 
 def _file_name(doc_id: str, version: str) -> str:

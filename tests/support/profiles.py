@@ -8,7 +8,7 @@ from pathlib import Path
 from rag.config import Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
-OFFLINE_PROFILE = PROJECT / "configs" / "offline.yaml"
+OFFLINE_PROFILE = PROJECT / "configs" / "offline-minilm.yaml"
 # Read at import, before the autouse fixture clears RAG_* variables.
 _SHARED_ENV = os.environ.get("RAG_SHARED_DIR")
 

@@ -1,0 +1,88 @@
+"""Which fusion of dense and BM25 recall puts a gold page among the first five, per half and language
+of a split question set? One recall of each kind per question, then every fusion in arithmetic.
+
+    HF_HUB_OFFLINE=1 RAG_CONFIG=configs/offline.yaml RAG_DATA_DIR=DIR .venv/bin/python bench/fusion_grid.py \\
+        evalsets/qa.jsonl
+
+DIR holds the collection ingested with the chunking to judge (RAG_CHUNKING__MAX_TOKENS=...): one
+run per chunk size. Rows: dense, bm25, weighted fusion by dense weight, RRF by k; each with and
+without one passage per page (rerank.distinct_pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.config import load_settings
+from rag.evaluate.data import QaItem, load_qa
+from rag.evaluate.qa import gold_rank
+from rag.pipeline import RagPipeline, SearchOptions
+from rag.recall import rrf, weighted
+from rag.types import Passage
+
+Runs = dict[str, list[Passage]]
+
+
+def fused(runs: Runs, scores: dict[str, float]) -> list[Passage]:
+    by_id = {p.chunk_id: p for p in runs["dense"] + runs["bm25"]}
+    return [by_id[c] for c in sorted(scores, key=lambda c: -scores[c])]
+
+
+def distinct(passages: list[Passage]) -> list[Passage]:
+    seen: set[tuple[str, tuple[int, ...]]] = set()
+    kept = []
+    for p in passages:
+        key = (p.file_name, p.pages)
+        if p.pages and key in seen:
+            continue
+        seen.add(key)
+        kept.append(p)
+    return kept
+
+
+def hits(group: list[QaItem], order: Callable[[Runs], list[Passage]], runs: dict[str, Runs], per_page: bool) -> int:
+    """Questions of `group` with a gold page among the first five of `order`."""
+    found = 0
+    for item in group:
+        ranked = order(runs[item.id])
+        ranked = distinct(ranked) if per_page else ranked
+        found += (gold_rank(item, ranked[:5]) or 99) <= 5
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("questions", type=Path)
+    args = parser.parse_args()
+    pipeline = RagPipeline(load_settings())
+    pipeline.warm_up(generator=False)
+    kb = pipeline.knowledge_base(None)
+    items = [i for i in load_qa(args.questions) if i.answerable]
+    modes = ("dense", "bm25")
+    runs: dict[str, Runs] = {}
+    for item in items:
+        runs[item.id] = {m: pipeline.recall(item.question, kb, SearchOptions(mode=m), {}) for m in modes}  # type: ignore[arg-type]
+    orders: dict[str, Callable[[Runs], list[Passage]]] = {"dense": lambda r: r["dense"], "bm25": lambda r: r["bm25"]}
+    for w in (0.3, 0.5, 0.7):
+        orders[f"weighted {w}"] = lambda r, w=w: fused(  # type: ignore[misc]
+            r, weighted([{p.chunk_id: p.recall_score for p in r[m]} for m in ("dense", "bm25")], [w, 1 - w])
+        )
+    for k in (10, 60):
+        orders[f"rrf k={k}"] = lambda r, k=k: fused(  # type: ignore[misc]
+            r, rrf([[p.chunk_id for p in r[m]] for m in ("dense", "bm25")], k)
+        )
+    cells = [(split, lang) for split in ("tune", "check") for lang in ("en", "zh")]
+    print("| order | " + " | ".join(f"{s} {lang}" for s, lang in cells) + " |")
+    for per_page in (False, True):
+        for name, order in orders.items():
+            row = [
+                f"{hits(g, order, runs, per_page)}/{len(g)}"
+                for g in ([i for i in items if (i.split, i.lang) == c] for c in cells)
+            ]
+            print(f"| {name}{', one per page' if per_page else ''} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
