@@ -65,9 +65,11 @@ bench-rerank: $(VENV)/.local-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/rerank.py
 
 # SciFact (5,183 abstracts, 300 queries) in every recall mode: ~10 min of encoding on 2 cores the first time.
+# SciFact on an offline profile: `make bench-eval PROFILE=offline-minilm` for MiniLM.
+PROFILE ?= offline
 bench-eval: $(VENV)/.dev-installed
-	HF_HUB_OFFLINE=1 RAG_CONFIG=configs/offline.yaml RAG_DATA_DIR=bench/out/eval-data $(BIN)/rag eval \
-		--beir ../shared/eval/scifact --mode dense --mode bm25 --mode hybrid --out bench/out/scifact
+	HF_HUB_OFFLINE=1 RAG_CONFIG=configs/$(PROFILE).yaml RAG_DATA_DIR=bench/out/eval-data-$(PROFILE) $(BIN)/rag eval \
+		--beir ../shared/eval/scifact --mode dense --mode bm25 --mode hybrid --out bench/out/scifact-$(PROFILE)
 
 # 50 clients on /v1/search and /v1/ask for 60 s against a real `rag serve` (offline profile).
 bench-load: $(VENV)/.local-installed

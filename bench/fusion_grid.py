@@ -18,7 +18,7 @@ from pathlib import Path
 from rag.config import load_settings
 from rag.evaluate.data import QaItem, load_qa
 from rag.evaluate.qa import gold_rank
-from rag.pipeline import RagPipeline, SearchOptions
+from rag.pipeline import RagPipeline, SearchOptions, one_per_page
 from rag.recall import rrf, weighted
 from rag.types import Passage
 
@@ -30,25 +30,13 @@ def fused(runs: Runs, scores: dict[str, float]) -> list[Passage]:
     return [by_id[c] for c in sorted(scores, key=lambda c: -scores[c])]
 
 
-def distinct(passages: list[Passage]) -> list[Passage]:
-    seen: set[tuple[str, tuple[int, ...]]] = set()
-    kept = []
-    for p in passages:
-        key = (p.file_name, p.pages)
-        if p.pages and key in seen:
-            continue
-        seen.add(key)
-        kept.append(p)
-    return kept
-
-
 def hits(group: list[QaItem], order: Callable[[Runs], list[Passage]], runs: dict[str, Runs], per_page: bool) -> int:
     """Questions of `group` with a gold page among the first five of `order`."""
     found = 0
     for item in group:
         ranked = order(runs[item.id])
-        ranked = distinct(ranked) if per_page else ranked
-        found += (gold_rank(item, ranked[:5]) or 99) <= 5
+        head = one_per_page(ranked, 5) if per_page else ranked[:5]
+        found += gold_rank(item, head) is not None
     return found
 
 

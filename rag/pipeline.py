@@ -197,19 +197,7 @@ class RagPipeline:
 
     def _head(self, ranked: list[Passage], top_n: int) -> list[Passage]:
         """The first top_n passages; with rerank.distinct_pages, one per page of a paged document."""
-        if not self.settings.rerank.distinct_pages:
-            return ranked[:top_n]
-        head: list[Passage] = []
-        seen: set[tuple[str, tuple[int, ...]]] = set()
-        for passage in ranked:
-            key = (str(passage.metadata.get("doc_id", passage.file_name)), passage.pages)
-            if passage.pages and key in seen:
-                continue
-            seen.add(key)
-            head.append(passage)
-            if len(head) == top_n:
-                break
-        return head
+        return one_per_page(ranked, top_n) if self.settings.rerank.distinct_pages else ranked[:top_n]
 
     def _rerank_budget_s(self) -> float | None:
         """Seconds a rerank may take: rerank.time_budget_s, else the CPU budget for a GPU-sized model
@@ -387,6 +375,22 @@ class RagPipeline:
                     f"{generate.min_recall_score:g}"
                 )
         return None
+
+
+def one_per_page(ranked: Sequence[Passage], top_n: int) -> list[Passage]:
+    """The first top_n passages, a later one left out when an earlier one covers the same pages of the
+    same document (overlapping chunks); passages without pages are all kept."""
+    head: list[Passage] = []
+    seen: set[tuple[str, tuple[int, ...]]] = set()
+    for passage in ranked:
+        key = (str(passage.metadata.get("doc_id", passage.file_name)), passage.pages)
+        if passage.pages and key in seen:
+            continue
+        seen.add(key)
+        head.append(passage)
+        if len(head) == top_n:
+            break
+    return head
 
 
 def final_answer(events: Iterator[str | Answer]) -> Answer:

@@ -46,10 +46,10 @@ def test_an_english_question_is_answered_from_its_document(e5_pipeline: RagPipel
 def test_questions_the_documents_do_not_answer_are_refused_saying_why(e5_pipeline: RagPipeline) -> None:
     leave = e5_pipeline.ask("How many weeks of parental leave do employees get?")
     assert not leave.found and leave.citations == ()
-    # "gdpr" is in no document (common words like "what" never count): the floor is raised, the note says why.
+    # "GDPR" is in no document (common words like "what" never count): the floor is raised, the note says why.
     gdpr = e5_pipeline.ask("What fine does the GDPR set for a personal data breach?")
     assert not gdpr.found
-    assert any("unknown_term_min_similarity" in note and "'gdpr'" in note for note in gdpr.notes), gdpr.notes
+    assert any("unknown_term_min_similarity" in note and "'GDPR'" in note for note in gdpr.notes), gdpr.notes
     canteen = e5_pipeline.ask("公司食堂的午餐补贴是多少钱？")
     assert not canteen.found
     assert any("extractive_min_similarity_zh" in note for note in canteen.notes), canteen.notes
@@ -57,10 +57,11 @@ def test_questions_the_documents_do_not_answer_are_refused_saying_why(e5_pipelin
 
 def test_a_word_no_document_holds_raises_the_floor(e5_pipeline: RagPipeline) -> None:
     lexical = e5_pipeline.lexical.get(e5_pipeline.knowledge_base(None))
-    assert lexical.unknown_terms("How many days does the GDPR give for VPN error 809?") == ("gdpr",)
+    assert lexical.unknown_terms("How many days does the GDPR give for VPN error 809?") == ("GDPR",)
+    assert lexical.unknown_terms("Parental leave for VPN users?") == ("Parental", "leave")
     assert lexical.unknown_terms("公司食堂的午餐补贴 VPN") == ()
-    floor = e5_pipeline.extractive.floor("What does the GDPR say?", ("gdpr",))
-    assert floor.value == 0.849 and "'gdpr'" in floor.setting
+    floor = e5_pipeline.extractive.floor("What does the GDPR say?", ("GDPR",))
+    assert floor.value == 0.849 and "'GDPR'" in floor.setting
     assert e5_pipeline.extractive.floor("What does VPN error 809 mean?").value == 0.830
     assert e5_pipeline.extractive.floor("错误809是什么意思？").value == 0.872
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -173,8 +174,8 @@ class LexicalIndex:
         return [(built.chunk_ids[i], float(scores[i])) for i in top]
 
     def unknown_terms(self, query: str) -> tuple[str, ...]:
-        """The query's Latin-script terms (stemmed) that no chunk holds: words the knowledge base has
-        never seen. Common English words (how, many, about...) are left out, which a small knowledge
+        """The query's Latin-script words that no chunk holds (compared as BM25 terms): words the
+        knowledge base has never seen. Common English words (how, many, about...) are left out, which a small knowledge
         base may lack though they name no topic; so are Han terms: jieba's cuts of a question often
         differ from a law's wording though the topic is there."""
         self.refresh()
@@ -182,9 +183,9 @@ class LexicalIndex:
         if vocabulary is None:
             return ()
         common = _common_terms()
-        return tuple(
-            dict.fromkeys(t for t in analyze(query) if t not in vocabulary and t not in common and not has_han(t))
-        )
+        unknown = {t for t in analyze(query) if t not in vocabulary and t not in common and not has_han(t)}
+        # Said as the question wrote them ("leave", not the stem "leav").
+        return tuple(dict.fromkeys(w for w in _WORD.findall(query) if unknown.intersection(analyze(w))))
 
     def snapshot(self) -> dict[str, list[str]]:
         """chunk id -> terms, for comparing two states of the index."""
@@ -194,6 +195,9 @@ class LexicalIndex:
             doc = self._doc_terms(record)
             out.update(zip(doc.chunk_ids, doc.terms, strict=True))
         return out
+
+
+_WORD = re.compile(r"\w+")
 
 
 @lru_cache(maxsize=1)
