@@ -184,7 +184,7 @@ class GenerateSettings(_Section):
     extractive_runner_up_margin: float = Field(default=0.1, ge=0.0, le=2.0)
     # The floor for a Chinese question, where the embedder's cosines sit in another band (None: the same).
     extractive_min_similarity_zh: float | None = Field(default=None, ge=-1.0, le=1.0)
-    # A question with a word the collection has never seen (Latin script: stemmed, not a stopword)
+    # A question with a word no chunk of the collection holds (Latin script, not a common English word)
     # asks about something the documents may not hold: its best sentence must reach this instead.
     unknown_term_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
     openai: OpenAIGeneratorSettings = OpenAIGeneratorSettings()

@@ -175,9 +175,9 @@ class LexicalIndex:
 
     def unknown_terms(self, query: str) -> tuple[str, ...]:
         """The query's Latin-script words that no chunk holds (compared as BM25 terms): words the
-        knowledge base has never seen. Common English words (how, many, about...) are left out, which a small knowledge
-        base may lack though they name no topic; so are Han terms: jieba's cuts of a question often
-        differ from a law's wording though the topic is there."""
+        knowledge base has never seen. Common English words (how, many, about...) are left out: a
+        small knowledge base may lack them though they name no topic. So are Han terms: jieba's cuts
+        of a question often differ from a law's wording though the topic is there."""
         self.refresh()
         vocabulary = getattr(self._built.retriever, "vocab_dict", None)
         if vocabulary is None:
