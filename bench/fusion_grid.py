@@ -55,11 +55,11 @@ def main() -> None:
     orders: dict[str, Callable[[Runs], list[Passage]]] = {"dense": lambda r: r["dense"], "bm25": lambda r: r["bm25"]}
     for w in (0.3, 0.5, 0.7):
         orders[f"weighted {w}"] = lambda r, w=w: fused(  # type: ignore[misc]
-            r, weighted([{p.chunk_id: p.recall_score for p in r[m]} for m in ("dense", "bm25")], [w, 1 - w])
+            r, weighted([{p.chunk_id: p.recall_score for p in r[m]} for m in modes], [w, 1 - w])
         )
     for k in (10, 60):
         orders[f"rrf k={k}"] = lambda r, k=k: fused(  # type: ignore[misc]
-            r, rrf([[p.chunk_id for p in r[m]] for m in ("dense", "bm25")], k)
+            r, rrf([[p.chunk_id for p in r[m]] for m in modes], k)
         )
     cells = [(split, lang) for split in ("tune", "check") for lang in ("en", "zh")]
     print("| order | " + " | ".join(f"{s} {lang}" for s, lang in cells) + " |")

@@ -132,18 +132,23 @@ class RagPipeline:
             degraded=reranked.degraded,
             notes=reranked.notes,
             reranked=reranked.reranked,
-            unknown_terms=self.unknown_terms(query, kb),
+            unknown_terms=self.unknown_terms(query, kb, options),
         )
 
-    def unknown_terms(self, query: str, kb: KnowledgeBase) -> tuple[str, ...]:
-        """The query's words no document of `kb` holds, where an answer's floor depends on them."""
+    def unknown_terms(self, query: str, kb: KnowledgeBase, options: SearchOptions) -> tuple[str, ...]:
+        """The query's words no document of `kb` holds, where an answer's floor depends on them. Read
+        after the recall: a recall that used BM25 has just brought the index in step with the
+        documents, so only a dense one leaves that to do here."""
         if self.settings.generate.unknown_term_min_similarity is None:
             return ()
-        return self.lexical.get(kb).unknown_terms(query)
+        return self.lexical.get(kb).unknown_terms(query, refresh=self._mode(options) == "dense")
+
+    def _mode(self, options: SearchOptions) -> RecallMode:
+        return options.mode if options.mode is not None else self.settings.recall.mode
 
     def recall(self, query: str, kb: KnowledgeBase, options: SearchOptions, timings: dict[str, float]) -> list[Passage]:
         """The recall stage alone (rag eval scores it before and after reranking)."""
-        mode = options.mode if options.mode is not None else self.settings.recall.mode
+        mode = self._mode(options)
         vector = None
         if mode != "bm25":
             started = time.perf_counter()

@@ -41,7 +41,7 @@ def run_stages(pipeline: RagPipeline, kb: KnowledgeBase, query: str, options: Se
     reranked = pipeline.rerank(query, recalled, everything, timings)
     seen = {p.chunk_id for p in reranked.passages}
     ranked = reranked.passages + [p for p in recalled if p.chunk_id not in seen]
-    return Staged(query, recalled, ranked, timings, reranked, pipeline.unknown_terms(query, kb))
+    return Staged(query, recalled, ranked, timings, reranked, pipeline.unknown_terms(query, kb, options))
 
 
 @dataclass

@@ -173,19 +173,23 @@ class LexicalIndex:
         top = top[np.lexsort((top, -scores[top]))]  # by score, ties in index order: deterministic
         return [(built.chunk_ids[i], float(scores[i])) for i in top]
 
-    def unknown_terms(self, query: str) -> tuple[str, ...]:
-        """The query's Latin-script words that no chunk holds (compared as BM25 terms): words the
-        knowledge base has never seen. Common English words (how, many, about...) are left out: a
-        small knowledge base may lack them though they name no topic. So are Han terms: jieba's cuts
-        of a question often differ from a law's wording though the topic is there."""
-        self.refresh()
+    def unknown_terms(self, query: str, *, refresh: bool = True) -> tuple[str, ...]:
+        """The query's Latin-script words that no chunk holds (compared as BM25 terms), as the query
+        wrote them ("leave", not the stem "leav"): words the knowledge base has never seen. Common
+        English words (how, many, about...) are left out: a small knowledge base may lack them though
+        they name no topic. So are Han terms: jieba's cuts of a question often differ from a law's
+        wording though the topic is there. `refresh=False`: the caller has just refreshed the index."""
+        if refresh:
+            self.refresh()
         vocabulary = getattr(self._built.retriever, "vocab_dict", None)
         if vocabulary is None:
             return ()
         common = _common_terms()
-        unknown = {t for t in analyze(query) if t not in vocabulary and t not in common and not has_han(t)}
-        # Said as the question wrote them ("leave", not the stem "leav").
-        return tuple(dict.fromkeys(w for w in _WORD.findall(query) if unknown.intersection(analyze(w))))
+
+        def unseen(term: str) -> bool:
+            return term not in vocabulary and term not in common and not has_han(term)
+
+        return tuple(dict.fromkeys(w for w in _WORD.findall(query) if any(map(unseen, analyze(w)))))
 
     def snapshot(self) -> dict[str, list[str]]:
         """chunk id -> terms, for comparing two states of the index."""
