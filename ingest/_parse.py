@@ -4,7 +4,9 @@ pypdf is pure Python, so in-process parsing would stall the embedder; in a worke
 with it, and a parser crash (or a file that kills the interpreter) fails that file alone. A
 worker is also a fence: its address space is capped (`ParseLimits.memory_mb`) and a file that
 takes longer than `ParseLimits.timeout_s` has its worker killed; either way that file fails with
-its reason and the rest of the batch goes on.
+its reason and the rest of the batch goes on. A file read by OCR reports each page through a queue:
+a page read is progress, and the time fence counts from the last one, so a long scan is bounded by
+`ingest.ocr_max_pages` pages of at most `timeout_s` each, not by one deadline that no long scan meets.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from ingest.loaders import load_document
+from ingest.loaders import LoadOptions, load_document
 from rag.errors import LoadError
 from rag.types import LoadedDocument
 
 ParseResult = LoadedDocument | LoadError
+PageProgress = Callable[[Path, int, int], None]  # (file, pages read, pages to read)
 _PR_SET_PDEATHSIG = 1
 _START_UP_S = 120  # a spawned interpreter importing the parsers: seconds on a loaded machine
 
@@ -39,9 +43,15 @@ class ParseLimits:
     memory_mb: int = 2048  # address space of a parse worker
 
 
-def _start_worker(memory_mb: int, parent: int) -> None:
+_progress_queue: Any = None  # in a worker: where page progress goes to the ingest
+
+
+def _start_worker(memory_mb: int, parent: int, progress: Any = None) -> None:
     """Worker initializer: cap the address space (a decompression bomb raises MemoryError here
-    instead of swapping the machine), and never outlive the ingest (process `parent`)."""
+    instead of swapping the machine), never outlive the ingest (process `parent`), and keep the
+    queue that page progress goes back on."""
+    global _progress_queue
+    _progress_queue = progress
     cap = memory_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
@@ -69,10 +79,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def parse_file(path: Path, pdf_password: str | None) -> ParseResult:
+def parse_file(path: Path, options: LoadOptions) -> ParseResult:
     """Read and parse one file; a LoadError is returned, not raised, so it pickles as a value."""
+    if _progress_queue is not None:
+        queue = _progress_queue
+        options = replace(options, on_page=lambda done, total: queue.put((str(path), done, total)))
     try:
-        return load_document(path, path.read_bytes(), pdf_password=pdf_password)
+        return load_document(path, path.read_bytes(), options)
     except LoadError as exc:
         return exc
     except OSError as exc:
@@ -86,32 +99,22 @@ def parse_file(path: Path, pdf_password: str | None) -> ParseResult:
 def parse_all(
     paths: Iterable[Path],
     *,
-    pdf_password: str | None,
+    options: LoadOptions,
     workers: int,
     limits: ParseLimits = ParseLimits(),
     lookahead: int = 2,
+    on_page: PageProgress | None = None,
 ) -> Iterator[tuple[Path, ParseResult]]:
     """Parse files in order, `lookahead` ahead of the consumer, in `workers` processes (0: inline,
     without the limits)."""
     if workers <= 0:
         for path in paths:
-            yield path, parse_file(path, pdf_password)
+            inline = options if on_page is None else replace(options, on_page=_reporter(on_page, path))
+            yield path, parse_file(path, inline)
         return
     # spawn, not fork: the parent may hold torch's thread pools, which do not survive a fork.
     context = multiprocessing.get_context("spawn")
-
-    def new_pool() -> ProcessPoolExecutor:
-        started = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(limits.memory_mb, os.getpid()),
-        )
-        # Wait out the worker's start-up here, so a file's time fence measures its parse alone.
-        started.submit(os.getpid).result(timeout=_START_UP_S)
-        return started
-
-    pool = new_pool()
+    fenced = _Fenced.start(context, workers, limits)
     queue: deque[tuple[Path, Future[ParseResult]]] = deque()
     todo = iter(paths)
     try:
@@ -120,26 +123,85 @@ def parse_all(
                 upcoming = next(todo, None)
                 if upcoming is None:
                     break
-                queue.append((upcoming, _submit(pool, upcoming, pdf_password)))
+                queue.append((upcoming, _submit(fenced.pool, upcoming, options)))
             if not queue:
                 return
             path, future = queue.popleft()
             try:
-                result = future.result(timeout=limits.timeout_s)
+                result = fenced.wait(future, path, limits.timeout_s, on_page)
             except (BrokenProcessPool, FutureTimeout) as exc:
                 if isinstance(exc, FutureTimeout):
                     result = LoadError(path, f"parsing took longer than {limits.timeout_s:g}s (ingest.parse_timeout_s)")
-                    _kill_workers(pool)
+                    _kill_workers(fenced.pool)
                 else:
                     result = LoadError(path, "the parser crashed on this file")
                 # Everything queued behind it died with the pool: start again from there.
                 todo = iter([*(p for p, _ in queue), *todo])
                 queue.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = new_pool()
+                fenced.stop()
+                fenced = _Fenced.start(context, workers, limits)
             yield path, result
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        fenced.stop()
+
+
+@dataclass
+class _Fenced:
+    """Parse workers and the queue their page progress comes back on."""
+
+    pool: ProcessPoolExecutor
+    progress: Any  # a multiprocessing queue of (file, pages read, pages to read)
+
+    @classmethod
+    def start(cls, context: Any, workers: int, limits: ParseLimits) -> _Fenced:
+        # A fresh queue with every pool: a worker killed while writing to the old one may hold its lock.
+        # A SimpleQueue writes on put(), with no feeder thread: a file's last page is in the pipe
+        # before its result, so it is never reported after it.
+        progress = context.SimpleQueue()
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(limits.memory_mb, os.getpid(), progress),
+        )
+        # Wait out the worker's start-up here, so a file's time fence measures its parse alone.
+        pool.submit(os.getpid).result(timeout=_START_UP_S)
+        return cls(pool, progress)
+
+    def wait(
+        self, future: Future[ParseResult], path: Path, timeout_s: float, on_page: PageProgress | None
+    ) -> ParseResult:
+        """`future`'s result; raises FutureTimeout once `timeout_s` pass with neither it nor a page of `path`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                result = future.result(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+            except FutureTimeout:
+                if self._report(path, on_page):
+                    deadline = time.monotonic() + timeout_s
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            self._report(path, on_page)
+            return result
+
+    def _report(self, path: Path, on_page: PageProgress | None) -> bool:
+        """Pass on the pages read so far; whether one of them was `path`'s."""
+        news = False
+        while not self.progress.empty():  # this process is the only reader
+            file, done, total = self.progress.get()
+            if on_page is not None:
+                on_page(Path(file), done, total)
+            news = news or file == str(path)
+        return news
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.progress.close()
+
+
+def _reporter(on_page: PageProgress, path: Path) -> Callable[[int, int], None]:
+    return lambda done, total: on_page(path, done, total)
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
@@ -148,9 +210,9 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
         process.kill()
 
 
-def _submit(pool: ProcessPoolExecutor, path: Path, pdf_password: str | None) -> Future[ParseResult]:
+def _submit(pool: ProcessPoolExecutor, path: Path, options: LoadOptions) -> Future[ParseResult]:
     try:
-        return pool.submit(parse_file, path, pdf_password)
+        return pool.submit(parse_file, path, options)
     except BrokenProcessPool:
         # The pool broke under an earlier file; this one's result() raises and is retried.
         failed: Future[ParseResult] = Future()

@@ -4,6 +4,10 @@ Sections under one heading are split together (so a paragraph running over a pag
 whole); a new heading starts a new chunk unless the part before it is too small to stand on its
 own. Inside, langchain's recursive splitter breaks at paragraphs, lines, then sentence ends,
 CJK sentence punctuation included, and overlaps neighbours by `overlap_tokens`.
+
+A Markdown table (every loader gives tables so) is never cut by the splitter: it is one piece,
+joined to the text before it (its caption) when both fit; a table too long for one piece is split
+between rows, each piece starting with the header row again, so every piece reads as a table.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from rag.tables import table_spans
 from rag.types import Chunk, LoadedDocument, Section
 
 # Break points, strongest first. Separators stay at the end of the piece they close.
@@ -36,7 +41,7 @@ SEPARATORS = [
 ]
 SECTION_JOINER = "\n\n"
 # Bumped when chunking output changes, so re-ingesting re-chunks unchanged files.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 _MIN_PIECE_TOKENS = 8
 
 
@@ -85,9 +90,9 @@ class Chunker:
             start, end = block[0].start, block[-1].end
             # Any of the block's headings may end up in front of a piece: budget for the longest.
             heading_tokens = max(self._heading_tokens(span.section.heading_path) for span in block)
-            for piece_start, piece in self._split(text[start:end], heading_tokens):
+            for piece_start, piece_end, piece in self._split(text[start:end], heading_tokens):
                 s = start + piece_start
-                e = s + len(piece)
+                e = start + piece_end
                 touched = [sp for sp in block if sp.start < e and sp.end > s]
                 main = max(touched, key=lambda sp: min(e, sp.end) - max(s, sp.start)) if touched else block[0]
                 pages = sorted({sp.section.page for sp in touched if sp.section.page is not None})
@@ -132,9 +137,28 @@ class Chunker:
     def _heading_tokens(self, heading_path: Sequence[str]) -> int:
         return self._count(heading_context(heading_path, "")) if heading_path else 0
 
-    def _split(self, text: str, heading_tokens: int) -> list[tuple[int, str]]:
-        """Pieces of `text` with their offsets, each within the token budget left by the heading."""
+    def _split(self, text: str, heading_tokens: int) -> list[tuple[int, int, str]]:
+        """Pieces of `text` as (start, end, text), each within the token budget left by the heading.
+        A piece's text is text[start:end], except for the pieces of a long table (header repeated)."""
         size = max(self.max_tokens - heading_tokens, self.max_tokens // 2)
+        out: list[tuple[int, int, str]] = []
+        cursor = 0
+        for table_start, table_end in [*table_spans(text), (len(text), len(text))]:
+            out += self._split_prose(text, cursor, table_start, size)
+            if table_end > table_start:
+                rows = self._split_table(text, table_start, table_end, size)
+                before = out[-1] if out else None
+                if len(rows) == 1 and before is not None and self._count(text[before[0] : table_end]) <= size:
+                    out[-1] = (before[0], table_end, text[before[0] : table_end])  # the table with its caption
+                else:
+                    out += rows
+            cursor = table_end
+        return out
+
+    def _split_prose(self, text: str, start: int, end: int, size: int) -> list[tuple[int, int, str]]:
+        part = text[start:end]
+        if not part.strip():
+            return []
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=size,
             chunk_overlap=min(self.overlap_tokens, size // 2),
@@ -143,21 +167,46 @@ class Chunker:
             keep_separator="end",
             strip_whitespace=True,
         )
-        out: list[tuple[int, str]] = []
+        out: list[tuple[int, int, str]] = []
         previous_end = 0
-        for piece in splitter.split_text(text):
-            start = self._locate(text, piece, after=out[-1][0] if out else -1, previous_end=previous_end)
-            end = start + len(piece)
+        for piece in splitter.split_text(part):
+            at = self._locate(part, piece, after=out[-1][0] - start if out else -1, previous_end=previous_end)
+            piece_end = at + len(piece)
             if out and self._count(piece) < _MIN_PIECE_TOKENS:
                 # A scrap (a stray list number, a page's last word): fold it into its neighbour.
-                merged = text[out[-1][0] : end]
+                merged = part[out[-1][0] - start : piece_end]
                 if self._count(merged) <= size:
-                    out[-1] = (out[-1][0], merged)
-                    previous_end = end
+                    out[-1] = (out[-1][0], start + piece_end, merged)
+                    previous_end = piece_end
                     continue
-            out.append((start, piece))
-            previous_end = end
+            out.append((start + at, start + piece_end, piece))
+            previous_end = piece_end
         return out
+
+    def _split_table(self, text: str, start: int, end: int, size: int) -> list[tuple[int, int, str]]:
+        """The table in text[start:end] whole if it fits, else runs of rows under its header."""
+        table = text[start:end]
+        if self._count(table) <= size:
+            return [(start, end, table)]
+        lines = table.split("\n")
+        header = "\n".join(lines[:2])  # the header row and its rule
+        pieces: list[tuple[int, int, str]] = []
+        offset = start + len(header) + 1
+        rows: list[str] = []
+        rows_start = start  # the first piece is the table's own first lines, header and all
+        for row in lines[2:]:
+            if rows and self._count(header + "\n" + "\n".join([*rows, row])) > size:
+                pieces.append((rows_start, offset - 1, header + "\n" + "\n".join(rows)))
+                rows, rows_start = [], offset
+            if self._count(header + "\n" + row) > size:  # one row past the budget: cut it as text
+                pieces += self._split_prose(text, offset, offset + len(row), size)
+                rows_start = offset + len(row) + 1
+            else:
+                rows.append(row)
+            offset += len(row) + 1
+        if rows:
+            pieces.append((rows_start, end, header + "\n" + "\n".join(rows)))
+        return pieces
 
     @staticmethod
     def _locate(text: str, piece: str, *, after: int, previous_end: int) -> int:

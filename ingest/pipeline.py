@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
-from ingest._parse import ParseLimits, parse_all
+from ingest._parse import PageProgress, ParseLimits, parse_all
 from ingest.chunking import CHUNKER_VERSION, Chunker, heading_context
-from ingest.loaders import format_of
+from ingest.loaders import LoadOptions, format_of
 from ingest.manifest import content_version, delete_document, document_id, file_sha256, recover
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
@@ -207,6 +207,7 @@ class Ingestor:
         pdf_password: str | None = None,
         on_plan: Callable[[int], None] | None = None,
         on_file: Callable[[FileOutcome], None] | None = None,
+        on_page: PageProgress | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
         name = collection if collection is not None else self.settings.collection
@@ -229,8 +230,15 @@ class Ingestor:
             for outcome in missing:
                 finish(outcome)
             planned, work = self._plan(kb, files, finish)
+            options = LoadOptions(
+                pdf_password=password, ocr=self.settings.ingest.ocr, ocr_max_pages=self.settings.ingest.ocr_max_pages
+            )
             for path, parsed in parse_all(
-                [p.path for p in work], pdf_password=password, workers=self._parse_workers(work), limits=self._limits()
+                [p.path for p in work],
+                options=options,
+                workers=self._parse_workers(work),
+                limits=self._limits(),
+                on_page=on_page,
             ):
                 finish(self._ingest_one(kb, planned[path], parsed, report))
             if prune:

@@ -132,8 +132,17 @@ def ingest(
                 if outcome.status == "failed" and not as_json:
                     progress.console.print(f"[red]failed[/] {outcome.path}: {outcome.reason}", highlight=False)
 
+            def on_page(path: Path, done: int, total: int) -> None:
+                progress.update(task, description=f"{path.name[:28]} OCR {done}/{total}")
+
             report = ingestor.run(
-                paths, collection=collection, prune=prune, pdf_password=password, on_plan=on_plan, on_file=on_file
+                paths,
+                collection=collection,
+                prune=prune,
+                pdf_password=password,
+                on_plan=on_plan,
+                on_file=on_file,
+                on_page=on_page,
             )
     if as_json:
         _emit_json(report.to_dict())

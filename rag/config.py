@@ -197,8 +197,13 @@ class IngestSettings(_Section):
     # Processes parsing the next files while the model embeds (0: parse in the main process).
     parse_workers: int = Field(default=1, ge=0, le=8)
     # Bounds on one file's parse in a worker: past them that file fails with its reason, the batch goes on.
+    # A file read by OCR may take longer in all: the time counts from its last page read.
     parse_timeout_s: float = Field(default=300, gt=0)
     parse_memory_mb: int = Field(default=2048, ge=256)
+    # Pages without a text layer are read by OCR where the `ocr` extra is installed; a file with more
+    # such pages than ocr_max_pages fails before any is read (OCR takes seconds per page).
+    ocr: bool = True
+    ocr_max_pages: int = Field(default=500, ge=1)
     # Embedded Chroma on a full disk keeps the failed write in its log and then fails reads too:
     # a document is not written unless this much stays free beside it (after ~3x its size).
     min_free_disk_mb: int = Field(default=100, ge=0)

@@ -13,6 +13,15 @@ from rag.types import LoadedDocument, Section
 CJK_STOPS = "。！？；"
 
 
+def assert_holds(chunk_text: str, span_text: str) -> None:
+    """A chunk's text is its span of the document, or, for the second and later pieces of a long
+    table, the table's header row and rule followed by its span (rows from there)."""
+    if chunk_text != span_text:
+        header, rule, rest = chunk_text.split("\n", 2)
+        assert header.startswith("| ") and set(rule) <= set("|- "), chunk_text[:200]
+        assert rest == span_text, (chunk_text[:200], span_text[:200])
+
+
 def chunk_pdf(path: Path, embedder, *, max_tokens: int = 200, overlap: int = 32):
     document = load_document(path, path.read_bytes())
     chunker = Chunker(embedder.count_tokens, max_tokens=max_tokens, overlap_tokens=overlap)
@@ -35,7 +44,7 @@ class TestChunkerOnRealPdfs:
         assert len(chunks) > 20
         for index, chunk in enumerate(chunks):
             assert chunk.chunk_index == index and chunk.id == f"d:v1:{index:05d}"
-            assert text[chunk.char_start : chunk.char_end] == chunk.text
+            assert_holds(chunk.text, text[chunk.char_start : chunk.char_end])
             # What the model reads (heading in front) fits the budget the model has.
             assert minilm.count_tokens(heading_context(chunk.heading_path, chunk.text)) <= 200
             assert chunk.pages, "every PDF chunk has a page"
@@ -70,10 +79,48 @@ class TestChunkerOnRealPdfs:
             if a.heading_path == b.heading_path and b.char_start < a.char_end
         ]
         assert len(overlapping) >= 10
-        shared = [minilm.count_tokens(a.text[b.char_start - a.char_start :]) for a, b in overlapping]
+        shared = [minilm.count_tokens(a.text[len(a.text) - (a.char_end - b.char_start) :]) for a, b in overlapping]
         # The splitter counts overlap per piece it merges; the joined text may count a few more.
         assert sum(n <= 32 + 8 for n in shared) / len(shared) >= 0.9
         assert all(b.char_end > a.char_end for a, b in overlapping)  # each chunk moves forward
+
+
+class TestTables:
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+    def test_a_pdf_table_is_one_chunk_with_its_caption(self, corpus: Path, minilm) -> None:
+        _, chunks = chunk_pdf(corpus / "en" / "SP800-40r3.pdf", minilm)
+        [holding] = [c for c in chunks if "| Supports remote hosts? | Yes | No | No |" in c.text]
+        assert holding.pages == (17,)
+        assert (
+            "Table 4-1: Comparison of Techniques\n\n| Characteristic | Agent-Based | Agentless Scanning |"
+            in holding.text
+        )
+        assert holding.text.count("\n| ") == 7 + 1  # header, rule and seven rows, all here
+
+    def test_a_long_table_is_split_between_rows_under_its_header(self) -> None:
+        rows = [f"| host-{i:02d} | patched on day {i} |" for i in range(40)]
+        table = "\n".join(["| Host | Status |", "| --- | --- |", *rows])
+        doc = LoadedDocument(path="t.md", file_type="markdown", sections=(Section("Patch status:\n\n" + table),))
+        chunks = Chunker(self.count, max_tokens=60, overlap_tokens=10).chunk(doc, doc_id="d", version="v")
+        text, _ = document_text(doc)
+        pieces = [c for c in chunks if "| host-" in c.text]
+        assert len(pieces) > 3 and all(self.count(c.text) <= 60 for c in chunks)
+        for chunk in pieces:
+            assert chunk.text.startswith("| Host | Status |\n| --- | --- |\n| host-")
+            assert_holds(chunk.text, text[chunk.char_start : chunk.char_end])
+        # Every row once, in order, none cut.
+        assert [line for c in pieces for line in c.text.split("\n")[2:]] == rows
+
+    def test_a_table_row_longer_than_the_budget_is_cut_as_text(self) -> None:
+        long_row = "| notes | " + "word " * 80 + "|"
+        table = "\n".join(["| Field | Value |", "| --- | --- |", "| owner | ops |", long_row, "| tier | 1 |"])
+        doc = LoadedDocument(path="t.md", file_type="markdown", sections=(Section(table),))
+        chunks = Chunker(self.count, max_tokens=40, overlap_tokens=5).chunk(doc, doc_id="d", version="v")
+        assert all(self.count(c.text) <= 40 for c in chunks)
+        joined = " ".join(c.text for c in chunks)
+        assert "| owner | ops |" in joined and "| tier | 1 |" in joined and joined.count("word") >= 80
 
 
 class TestChunkerUnits:

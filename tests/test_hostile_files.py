@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest._parse import ParseLimits, parse_all
+from ingest.loaders import LoadOptions, ocr
 from rag.errors import LoadError
 
 from .support.hostile_files import hostile_files, text_pdf
@@ -29,6 +30,9 @@ EXPECTED = {
     "looping-page-tree.pdf": "cyclic page references",
     "decompression-bomb.pdf": "decompression bomb",
     "two-thousand-pages.pdf": None,
+    # Scans: read by OCR where the extra is installed, within its page limit and at a bounded scale.
+    "two-thousand-page-scan.pdf": "ingest.ocr_max_pages" if ocr.available() else "install the 'ocr' extra",
+    "giant-page-scan.pdf": None if ocr.available() else "install the 'ocr' extra",
     "fifty-megabytes.txt": "over ingest.max_file_mb",
     "binary-junk.md": "binary content, not text",
     "invalid-utf8.txt": "not valid UTF-8",
@@ -109,7 +113,7 @@ def test_a_hostile_batch_fails_file_by_file_and_the_rest_is_ingested(
 
 def test_a_file_past_the_parse_time_fence_fails_alone(hostile_dir: Path) -> None:
     paths = [hostile_dir / "two-thousand-pages.pdf", hostile_dir / "good-runbook.md"]
-    results = dict(parse_all(paths, pdf_password=None, workers=1, limits=ParseLimits(timeout_s=0.5)))
+    results = dict(parse_all(paths, options=LoadOptions(), workers=1, limits=ParseLimits(timeout_s=0.5)))
     failed = results[paths[0]]
     assert isinstance(failed, LoadError) and "parsing took longer than 0.5s" in failed.reason
     assert not isinstance(results[paths[1]], LoadError)  # a fresh worker parsed the next file
@@ -119,12 +123,12 @@ def test_a_file_past_the_parse_memory_fence_fails_alone(hostile_dir: Path, tmp_p
     small = tmp_path / "small.pdf"
     small.write_bytes(text_pdf(["Rotate the backup tapes every Friday."]))
     paths = [hostile_dir / "fifty-megabytes.txt", small]
-    fenced = dict(parse_all(paths, pdf_password=None, workers=1, limits=ParseLimits(memory_mb=300)))
+    fenced = dict(parse_all(paths, options=LoadOptions(), workers=1, limits=ParseLimits(memory_mb=300)))
     failed = fenced[paths[0]]
     assert isinstance(failed, LoadError) and "memory cap" in failed.reason
     assert "backup tapes" in fenced[small].sections[0].text  # type: ignore[union-attr]
     # Under the default fence the same 50 MB file parses: the cap, not the file, failed it.
-    assert not isinstance(dict(parse_all(paths[:1], pdf_password=None, workers=1))[paths[0]], LoadError)
+    assert not isinstance(dict(parse_all(paths[:1], options=LoadOptions(), workers=1))[paths[0]], LoadError)
 
 
 def test_a_parse_worker_whose_ingest_died_while_it_started_exits() -> None:

@@ -15,11 +15,13 @@ import httpx
 import pytest
 
 from ingest import Ingestor
+from ingest.loaders import ocr
 from rag.api import create_app
 from rag.pipeline import RagPipeline
 
 from .support.loopback import serve_asgi
 from .support.profiles import offline_settings
+from .support.scans import scanned_copy
 
 pytestmark = pytest.mark.slow  # two PDFs ingested, a served app
 
@@ -29,6 +31,7 @@ KEYS = [
 ]
 READER = {"Authorization": "Bearer source-reader"}
 ENGLISH, CHINESE = "SP800-40r3.pdf", "PRC_Data_Security_Law.pdf"
+SCAN = "patching-scan.pdf"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,8 @@ def served(corpus: Path, minilm, tmp_path_factory: pytest.TempPathFactory) -> It
     shutil.copy(corpus / "zh" / CHINESE, docs)
     (docs / "notes.md").write_text("# Notes\n\nThe staging server restarts every Sunday at 02:00.\n")
     (docs / "gone.txt").write_text("This file will be deleted after it is ingested.\n")
+    if ocr.available():
+        (docs / SCAN).write_bytes(scanned_copy(corpus / "en" / ENGLISH, [16]))  # Table 4-1's page
     settings = offline_settings(data_dir, RAG_API__KEYS=json.dumps(KEYS), RAG_API__MAX_PAGE_WIDTH="1200")
     report = Ingestor(settings, embedder=minilm).run([docs])
     assert report.count("failed") == 0
@@ -150,6 +155,28 @@ def test_missing_pages_chunks_and_documents_are_clear_errors(served: tuple[str, 
         assert response.status_code == 404, (hostile, response.text)
     elsewhere = httpx.get(f"{base}/{docs[ENGLISH]}/file", headers={"Authorization": "Bearer source-other"})
     assert elsewhere.status_code == 403
+
+
+def test_a_scanned_page_shows_its_chunk_as_its_section(served: tuple[str, Path]) -> None:
+    """The section view parses without OCR (seconds a page, in a request): for a scanned page it
+    shows the chunk OCR gave at ingest, all of it marked."""
+    if not ocr.available():
+        pytest.skip("the ocr extra is not installed (make test installs it)")
+    url, _ = served
+    found = httpx.post(
+        f"{url}/v1/search",
+        json={"query": "Which technique supports appliances?", "filters": {"file": SCAN}},
+        headers=READER,
+    ).json()["passages"]
+    [passage, *_] = found
+    doc_id = documents(url)[SCAN]
+    section = httpx.get(
+        f"{url}/v1/collections/default/documents/{doc_id}/section",
+        params={"chunk_id": passage["chunk_id"]},
+        headers=READER,
+    ).json()
+    assert section["text"] == passage["text"] and section["page"] == 1
+    assert section["highlight"] == [0, len(passage["text"])]
 
 
 def test_the_page_opens_the_cited_page_with_the_passage_marked(

@@ -22,14 +22,17 @@ def format_of(path: Path | str) -> FileFormat | None:
     return _BY_SUFFIX.get(Path(path).suffix.lower())
 
 
-def load_document(path: Path, data: bytes, *, pdf_password: str | None = None) -> LoadedDocument:
+_DEFAULTS = LoadOptions()
+
+
+def load_document(path: Path, data: bytes, options: LoadOptions = _DEFAULTS) -> LoadedDocument:
     """Parse one file's bytes. Raises LoadError with a one-line reason for anything unusable."""
     fmt = format_of(path)
     if fmt is None:
         raise LoadError(path, f"unsupported file type {path.suffix or '(no extension)'!r}")
     if not data:
         raise LoadError(path, "empty file")
-    document = fmt.load(path, data, LoadOptions(pdf_password=pdf_password))
+    document = fmt.load(path, data, options)
     if not any(section.text.strip() for section in document.sections):
         raise LoadError(path, "no text in the file")
     return document

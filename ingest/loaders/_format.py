@@ -12,9 +12,12 @@ from rag.types import LoadedDocument
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """What a user may tell a loader about a file (today only the PDF password)."""
+    """What a user may tell a loader about a file, and where it reports a long parse's progress."""
 
     pdf_password: str | None = None
+    ocr: bool = True  # read pages without a text layer by OCR, where the `ocr` extra is installed
+    ocr_max_pages: int = 500  # a file with more pages to OCR fails at once, before any is read
+    on_page: Callable[[int, int], None] | None = None  # (pages read, pages to read) during OCR
 
 
 @dataclass(frozen=True)

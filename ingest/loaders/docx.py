@@ -1,4 +1,5 @@
-"""DOCX: paragraphs and tables in document order; Title/Heading N styles give the heading path."""
+"""DOCX: paragraphs and tables (as Markdown) in document order; Title/Heading N styles give the
+heading path."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import io
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from ingest.loaders._format import FileFormat, LoadOptions, Signature
 from ingest.loaders._sections import Block, sections_from_blocks
 from rag.errors import LoadError
+from rag.tables import markdown_table
 from rag.types import LoadedDocument
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
@@ -40,12 +43,7 @@ def load_docx(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
     title = ""
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            for row in item.rows:
-                cells = [" ".join(cell.text.split()) for cell in row.cells]
-                # Merged cells repeat their text in each grid cell they span.
-                unique = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
-                if unique:
-                    blocks.append(Block(" | ".join(unique)))
+            blocks += _table_blocks(item)
             continue
         text = item.text
         style = (item.style.name if item.style is not None else "") or ""
@@ -58,6 +56,20 @@ def load_docx(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
         else:
             blocks.append(Block(text))
     return LoadedDocument(path=str(path), file_type="docx", sections=sections_from_blocks(blocks), title=title)
+
+
+def _table_blocks(table: Any) -> list[Block]:
+    """A table as one Markdown block (its first row the header); one too small to be a table, as
+    its rows' text."""
+    rows = []
+    for row in table.rows:
+        cells = row.cells
+        # A merged cell is the same cell in each grid column it spans: its text once is enough.
+        rows.append([c.text if i == 0 or c._tc is not cells[i - 1]._tc else "" for i, c in enumerate(cells)])
+    markdown = markdown_table(rows)
+    if markdown is not None:
+        return [Block(markdown)]
+    return [Block(" ".join(" ".join(cell.split()) for cell in row if cell.strip())) for row in rows]
 
 
 FORMAT = FileFormat(

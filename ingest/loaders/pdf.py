@@ -1,5 +1,9 @@
 """PDF: text per page (pypdf), page headers/footers dropped, lines re-joined, headings found.
 
+A page without a usable text layer (none, or mostly undecodable glyphs) is drawn and read by OCR
+when the `ocr` extra is installed (`ingest.loaders.ocr`); a mixed document OCRs only those pages.
+Ruled tables on text pages become Markdown tables in place (`ingest.loaders.pdf_tables`).
+
 Headings come from the PDF's outline (bookmarks) when it has one, else from numbered heading
 lines ("3.2.1 Incident Analysis", "第一章 总则"). pypdf breaks lines mid-sentence; Chinese lines
 are joined with no space, other lines with one, and lines ending a sentence keep their break.
@@ -10,12 +14,16 @@ from __future__ import annotations
 import io
 import logging
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.loaders import ocr
 from ingest.loaders._format import FileFormat, LoadOptions, Signature
+from ingest.loaders.pdf_tables import pages_with_tables
 from rag.errors import LoadError
+from rag.tables import is_table_line
 from rag.types import LoadedDocument, Section
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its recoverable-damage chatter is not for users
@@ -32,6 +40,10 @@ _ZH_LEVEL = {"编": 1, "章": 2, "节": 3}
 _DOT_LEADER = re.compile(r"\.{4,}|…|\s\d+$")
 # Fewer real characters per page than this, on average: no usable text layer (a scan).
 _MIN_CHARS_PER_PAGE = 2
+# A page with fewer characters than this in its text layer, or more than this share of them
+# undecodable, is read by OCR where the extra is installed.
+_OCR_BELOW_CHARS = 10
+_OCR_ABOVE_GARBAGE = 0.3
 
 
 @dataclass(frozen=True)
@@ -67,13 +79,64 @@ def load_pdf(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
 
     if page_count == 0:
         raise LoadError(path, "PDF has no pages")
-    real_chars = sum(len("".join(text.split())) for text in raw_pages)
-    if real_chars < _MIN_CHARS_PER_PAGE * page_count:
-        raise LoadError(path, "no text layer (a scanned or image-only PDF); OCR is not supported")
+    pages_lines = [_lines(text) for text in raw_pages]
+    scanned = [index for index, text in enumerate(raw_pages) if _needs_ocr(text)]
+    password = options.pdf_password if reader.is_encrypted else None
+    for index, lines in _tables(data, [i for i in range(page_count) if i not in set(scanned)], password).items():
+        pages_lines[index] = _lines("\n".join(lines))
+    if scanned and options.ocr and ocr.available():
+        for index, lines in _ocr(path, data, scanned, options, password).items():
+            pages_lines[index] = lines
+    else:
+        real_chars = sum(len("".join(text.split())) for text in raw_pages)
+        if real_chars < _MIN_CHARS_PER_PAGE * page_count:
+            why = "ingest.ocr is off" if not options.ocr else ocr.EXTRA_HINT
+            raise LoadError(path, f"no text layer (a scanned or image-only PDF): to read it by OCR, {why}")
 
-    pages_lines = _drop_running_lines([_lines(text) for text in raw_pages])
+    pages_lines = _drop_running_lines(pages_lines)
     sections = _sections(pages_lines, outline)
     return LoadedDocument(path=str(path), file_type="pdf", sections=sections, pages=page_count, title=title)
+
+
+def _needs_ocr(text: str) -> bool:
+    chars = "".join(text.split())
+    if len(chars) < _OCR_BELOW_CHARS:
+        return True
+    garbage = sum(1 for ch in chars if _undecodable(ch))
+    return garbage > _OCR_ABOVE_GARBAGE * len(chars)
+
+
+def _undecodable(ch: str) -> bool:
+    """A glyph the text layer could not map to a character (fonts without a ToUnicode map)."""
+    if ch == "\ufffd":
+        return True
+    category = unicodedata.category(ch)
+    if category == "Co":
+        return not _SYMBOL_FONT_GLYPH.match(ch)  # Symbol-font bullets are private-use but fine
+    return category in ("Cc", "Cn")
+
+
+def _tables(data: bytes, pages: list[int], password: str | None) -> dict[int, list[str]]:
+    try:
+        return pages_with_tables(data, pages, password=password)
+    except MemoryError:
+        raise
+    except Exception:
+        return {}  # the tables' pages keep pypdf's loose lines: text, only less structured
+
+
+def _ocr(path: Path, data: bytes, pages: list[int], options: LoadOptions, password: str | None) -> dict[int, list[str]]:
+    if len(pages) > options.ocr_max_pages:
+        raise LoadError(
+            path,
+            f"{len(pages)} pages have no text layer: more than ingest.ocr_max_pages ({options.ocr_max_pages}) to OCR",
+        )
+    try:
+        return ocr.read_pages(data, pages, password=password, progress=options.on_page)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise LoadError(path, f"OCR failed ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
 def _decrypt(path: Path, reader: object, password: str | None) -> None:
@@ -255,7 +318,9 @@ def _join_lines(lines: list[str]) -> str:
             previous = ""
             continue
         if previous:
-            if _CJK_END.search(previous) and _CJK_START.search(line) and not _LIST_START.match(line):
+            if is_table_line(line) or is_table_line(previous):
+                out.append("\n")  # a table row is a line of its own
+            elif _CJK_END.search(previous) and _CJK_START.search(line) and not _LIST_START.match(line):
                 out.append("")
             elif _SENTENCE_END.search(previous) or _LIST_START.match(line) or _heading_level(previous):
                 out.append("\n")

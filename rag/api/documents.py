@@ -9,16 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ingest.loaders import FORMATS, load_document
+from ingest.loaders import FORMATS, LoadOptions, load_document
 from ingest.manifest import delete_document as delete
 from ingest.pipeline import Ingestor
 from ingest.uploads import UploadTooLarge, ingest_uploads, upload_folder
 from rag.api.deps import AppSettings, CollectionName, Pipeline, in_path, require
 from rag.api.errors import ApiError
 from rag.api.sources import ChunkId, chunk_of, document_of
+from rag.errors import LoadError
 from rag.source import locate, original
 from rag.store import validate_collection_name
-from rag.types import DocumentRecord
+from rag.types import DocumentRecord, Section
 
 router = APIRouter(tags=["documents"])
 
@@ -91,21 +92,31 @@ async def section(
 ) -> dict[str, Any]:
     """The section of the original (the text under the chunk's heading, or the page of a PDF) that
     holds a chunk, and where in it the chunk's text is (`highlight`: [start, end) characters, or
-    null when it cannot be found again). Here, not in rag.api.sources: it parses with the loaders."""
+    the chunk itself when it cannot be found again: a scanned page, a file changed since). Here, not in
+    rag.api.sources: it parses with the loaders."""
 
     def find() -> dict[str, Any]:
         kb = rag.store.open(collection)
         path = original(document_of(kb, doc_id))
         passage = chunk_of(kb, doc_id, chunk_id)
-        document = load_document(path, path.read_bytes())
-        same_place = [
-            s
-            for s in document.sections
-            if " > ".join(s.heading_path) == passage.heading and (passage.page is None or s.page == passage.page)
-        ]
-        candidates = [*same_place, *document.sections]
-        located = ((c, locate(c.text, passage.text)) for c in candidates)
-        shown, span = next(((c, found) for c, found in located if found is not None), (candidates[0], None))
+        found: tuple[Section, tuple[int, int]] | None = None
+        try:
+            # No OCR here: seconds per page in a request. A scanned page's text is its chunks'.
+            document = load_document(path, path.read_bytes(), LoadOptions(ocr=False))
+        except LoadError:
+            document = None
+        if document is not None:
+            same_place = [
+                s
+                for s in document.sections
+                if " > ".join(s.heading_path) == passage.heading and (passage.page is None or s.page == passage.page)
+            ]
+            located = ((c, locate(c.text, passage.text)) for c in [*same_place, *document.sections])
+            found = next(((c, span) for c, span in located if span is not None), None)
+        if found is None:
+            heading = tuple(passage.heading.split(" > ")) if passage.heading else ()
+            found = (Section(passage.text, passage.page, heading), (0, len(passage.text)))
+        shown, span = found
         return {
             "doc_id": doc_id,
             "chunk_id": chunk_id,
@@ -113,7 +124,7 @@ async def section(
             "heading": " > ".join(shown.heading_path),
             "page": shown.page,
             "text": shown.text,
-            "highlight": list(span) if span is not None else None,
+            "highlight": list(span),
         }
 
     return await run_in_threadpool(find)

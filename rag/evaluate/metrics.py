@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +19,7 @@ def _scored(ranked: Sequence[str], depth: int | None = None) -> dict[str, float]
     return {doc: float(len(ranked) - i) for i, doc in enumerate(dict.fromkeys(ranked))}
 
 
+_DOT_LEADER = re.compile(r"(?:\s?\.){4,}")
 CURVE_DEPTHS = (1, 2, 3, 5, 10, 20, 30, 50, 100)
 
 
@@ -64,3 +67,21 @@ def share_interval(hits: int, total: int) -> tuple[float, float]:
 
     interval = binomtest(hits, total).proportion_ci(confidence_level=0.95, method="wilson")
     return (round(float(interval.low), 4), round(float(interval.high), 4))
+
+
+def character_accuracy(recognised: str, reference: str) -> tuple[int, int]:
+    """(edit distance, reference length) between OCR output and the text layer it should equal:
+    accuracy is 1 - distance / length, summed over pages before dividing. Both are NFKC-folded
+    (full-width and ASCII punctuation count as one); layout whitespace (line breaks, column joins)
+    is not text: Chinese is compared without it, other text with each run as one space; dot leaders
+    of a table of contents are not text either (the PDF loader drops them too)."""
+    from rapidfuzz.distance import Levenshtein
+
+    from rag.lexical.analyzer import has_han
+
+    def fold(text: str) -> str:
+        text = _DOT_LEADER.sub(" ", unicodedata.normalize("NFKC", text))
+        return "".join(text.split()) if has_han(reference) else " ".join(text.split())
+
+    target = fold(reference)
+    return Levenshtein.distance(fold(recognised), target), len(target)

@@ -19,6 +19,7 @@ from rag.embedding import Embedder
 from rag.generate import Generator
 from rag.generate._language import is_chinese, sentences
 from rag.generate.prompt import not_found_text
+from rag.tables import row_statements, table_spans
 from rag.types import Passage
 
 # Sentences scored per answer at most: the passages' first ones win. Keeps the fallback quick
@@ -94,7 +95,7 @@ class ExtractiveGenerator(Generator):
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
-            for sentence in sentences(passage.text)
+            for sentence in statements(passage.text)
             if _substantial(sentence)
         ][:MAX_CANDIDATE_SENTENCES]
         if not candidates:
@@ -131,6 +132,18 @@ class ExtractiveGenerator(Generator):
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         yield self.compose(question, self.select(question, passages))
+
+
+def statements(text: str) -> list[str]:
+    """What an answer may quote from a passage: its sentences, and each row of a table in it said
+    with the table's column headers."""
+    out: list[str] = []
+    cursor = 0
+    for start, end in [*table_spans(text), (len(text), len(text))]:
+        out += sentences(text[cursor:start]) if text[cursor:start].strip() else []
+        out += row_statements(text[start:end])
+        cursor = end
+    return out
 
 
 def _substantial(sentence: str) -> bool:

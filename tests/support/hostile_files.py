@@ -1,6 +1,7 @@
 """Files built to hurt a parser: truncated and bit-flipped copies of real PDFs, a page tree that
-loops, a decompression bomb, a 2,000-page PDF, a 50 MB text file, binary junk named .md,
-invalid UTF-8, a DOCX that is a zip bomb. Each is (name, bytes); seeded, so a failure repeats."""
+loops, a decompression bomb, a 2,000-page PDF and a 2,000-page scan, a scanned page 200 inches
+square, a 50 MB text file, binary junk named .md, invalid UTF-8, a DOCX that is a zip bomb. Each is
+(name, bytes); seeded, so a failure repeats."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from PIL import Image, ImageDraw
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject
+
+from .scans import blank_scan, image_only_pdf
 
 
 def text_pdf(pages: list[str]) -> bytes:
@@ -82,6 +86,13 @@ def docx_zip_bomb(expanded_mb: int = 1024) -> bytes:
     return out.getvalue()
 
 
+def giant_page_scan() -> bytes:
+    """One scanned page 200 inches square: drawn at the usual scale it would take 1 GB of pixels."""
+    page = Image.new("L", (400, 400), color=255)
+    ImageDraw.Draw(page).text((20, 190), "Restart the backup server after patching.", fill=0)
+    return image_only_pdf([page], dpi=2)
+
+
 def truncated(data: bytes, fraction: float) -> bytes:
     return data[: int(len(data) * fraction)]
 
@@ -114,6 +125,8 @@ def hostile_files(real_pdfs: list[Path], *, seed: int = 8) -> list[tuple[str, by
         ("looping-page-tree.pdf", looping_page_tree()),
         ("decompression-bomb.pdf", decompression_bomb()),
         ("two-thousand-pages.pdf", text_pdf([_sentence(rng) for _ in range(2000)])),
+        ("two-thousand-page-scan.pdf", blank_scan(2000)),
+        ("giant-page-scan.pdf", giant_page_scan()),
         ("fifty-megabytes.txt", ("The backup job runs nightly. " * 1_800_000).encode()),
         ("binary-junk.md", rng.randbytes(200_000)),
         ("invalid-utf8.txt", b"Valid start. " + bytes([0xFF, 0xFE, 0xC3, 0x28, 0xA0, 0xA1]) * 2000 + b" valid end."),

@@ -1,0 +1,117 @@
+"""How faithfully does OCR read a scan? Pages of the shared corpus's text PDFs are drawn as a 200-dpi
+scanner would, assembled into image-only PDFs, read back by the `ocr` extra, and compared with the
+original's text layer: character accuracy (1 - edit distance / reference length, over all sampled
+pages of a language) and pages per second. The comparison keeps order, so a page holding a table
+(found by the loader's own table finder) is also reported apart: the text layer lists a table's
+cells in the order they were drawn, OCR row by row, and the difference counts as errors there.
+
+    .venv/bin/python bench/ocr_accuracy.py [--pages-per-file 4] [--shared ../shared]
+
+Needs the `ocr` extra (make test installs it). Pages are spread evenly over each file, its first
+page (a cover) left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pypdf import PdfReader  # noqa: E402
+
+from ingest.loaders import ocr  # noqa: E402
+from ingest.loaders.pdf_tables import pages_with_tables  # noqa: E402
+from rag.evaluate.metrics import character_accuracy  # noqa: E402
+from tests.support.scans import SCANNER_DPI, scanned_copy  # noqa: E402
+
+
+def sampled(count: int, wanted: int) -> list[int]:
+    """`wanted` page indexes spread over pages 1..count-1 (0-based; the cover left out)."""
+    pool = list(range(1, count)) or [0]
+    step = max(1, len(pool) // wanted)
+    return pool[step // 2 :: step][:wanted]
+
+
+def measure(path: Path, pages: list[int]) -> list[dict[str, object]]:
+    reader = PdfReader(path)
+    with_tables = pages_with_tables(path.read_bytes(), pages, password=None)
+    scan = scanned_copy(path, pages)
+    started = time.perf_counter()
+    lines = ocr.read_pages(scan, list(range(len(pages))), password=None, progress=None)
+    seconds = time.perf_counter() - started
+    rows = []
+    for position, index in enumerate(pages):
+        reference = reader.pages[index].extract_text() or ""
+        distance, length = character_accuracy("\n".join(lines[position]), reference)
+        rows.append(
+            {
+                "file": path.name,
+                "page": index + 1,
+                "distance": distance,
+                "length": length,
+                "table": index in with_tables,
+            }
+        )
+    for row in rows:
+        row["seconds"] = seconds / len(pages)
+    return rows
+
+
+def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
+    def accuracy(row: dict[str, object]) -> float:
+        return 1 - int(row["distance"]) / max(1, int(row["length"]))  # type: ignore[call-overload]
+
+    distance = sum(int(r["distance"]) for r in rows)  # type: ignore[call-overload]
+    length = sum(int(r["length"]) for r in rows)  # type: ignore[call-overload]
+    worst = min(rows, key=accuracy)
+    return {
+        "pages": len(rows),
+        "characters": length,
+        "accuracy": 1 - distance / length,
+        "worst": f"{accuracy(worst):.3f} ({worst['file']} p.{worst['page']})",
+        "pages_per_s": 1 / statistics.fmean(float(r["seconds"]) for r in rows),  # type: ignore[arg-type]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages-per-file", type=int, default=4)
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("RAG_SHARED_DIR", ROOT.parent / "shared")))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ocr_accuracy.json")
+    args = parser.parse_args()
+    if not ocr.available():
+        sys.exit(f"OCR is not installed: {ocr.EXTRA_HINT}")
+    rows: dict[str, list[dict[str, object]]] = {}
+    for language in ("en", "zh"):
+        rows[language] = []
+        for path in sorted((args.shared / "corpus" / language).glob("*.pdf")):
+            rows[language] += measure(path, sampled(len(PdfReader(path).pages), args.pages_per_file))
+            print(f"{path.name}: done", file=sys.stderr)
+    print(f"| language | pages | characters | accuracy | worst page | pages/s | ({SCANNER_DPI}-dpi scans) |")
+    print("|---|---|---|---|---|---|---|")
+    summary = {}
+    for language, found in rows.items():
+        for label, group in (
+            (language, found),
+            (f"{language}, pages without a table", [r for r in found if not r["table"]]),
+        ):
+            if not group:
+                continue
+            summary[label] = line = summarise(group)
+            print(
+                f"| {label} | {line['pages']} | {line['characters']} | {line['accuracy']:.4f} | "
+                f"{line['worst']} | {line['pages_per_s']:.2f} | |"
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"summary": summary, "pages": rows}, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Tables as Markdown: the one form every loader gives a table in, the chunker keeps whole and
+extractive answers quote a row of.
+
+A table is a run of lines that start and end with "|": its header row, the "| --- |" rule, then
+one line per row. Cells are one line each (a cell's line breaks become spaces) with "|" escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_TABLE_RUN = re.compile(r"(?m)^\|.*\|[ \t]*$(?:\n\|.*\|[ \t]*$)+")
+
+
+def markdown_table(rows: Sequence[Sequence[str | None]]) -> str | None:
+    """The rows (the first one the header) as a Markdown table; None unless at least two rows and
+    two columns hold text (a one-column box around a paragraph is not a table)."""
+    cells = [[" ".join((cell or "").split()).replace("|", "\\|") for cell in row] for row in rows]
+    width = max((len(row) for row in cells), default=0)
+    cells = [row + [""] * (width - len(row)) for row in cells if any(row)]
+    # Merged cells leave empty grid columns behind: keep only columns with text somewhere.
+    kept = [i for i in range(width) if any(row[i] for row in cells)]
+    if len(kept) < 2 or len(cells) < 2:
+        return None
+    lines = ["| " + " | ".join(row[i] for i in kept) + " |" for row in cells]
+    rule = "| " + " | ".join("---" for _ in kept) + " |"
+    return "\n".join([lines[0], rule, *lines[1:]])
+
+
+def is_table_line(line: str) -> bool:
+    stripped = line.strip()
+    return len(stripped) > 1 and stripped.startswith("|") and stripped.endswith("|")
+
+
+def table_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each Markdown table in `text`."""
+    return [(m.start(), m.end()) for m in _TABLE_RUN.finditer(text)]
+
+
+def split_cells(line: str) -> list[str]:
+    inner = line.strip()[1:-1]
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
+def row_statements(table: str) -> list[str]:
+    """Each data row said with its column headers: "Supports appliances? — Agent-Based: No;
+    Passive Network Monitoring: Yes". Every word is the table's; a row alone would lose what its
+    values are."""
+    lines = [line for line in table.strip().split("\n") if is_table_line(line)]
+    if len(lines) < 3:
+        return []
+    headers = split_cells(lines[0])
+    statements = []
+    for line in lines[2:]:
+        cells = split_cells(line)
+        values = [f"{h}: {c}" if h else c for h, c in zip(headers[1:], cells[1:], strict=False) if c]
+        if cells and (cells[0] or values):
+            statements.append(" — ".join(part for part in (cells[0], "; ".join(values)) if part))
+    return statements
