@@ -1,11 +1,14 @@
 """How faithfully does OCR read a scan? Pages of the shared corpus's text PDFs are drawn as a 200-dpi
 scanner would, assembled into image-only PDFs, read back by the `ocr` extra, and compared with the
 original's text layer: character accuracy (1 - edit distance / reference length, over all sampled
-pages of a language) and pages per second. The comparison keeps order, so a page holding a table
-(found by the loader's own table finder) is also reported apart: the text layer lists a table's
-cells in the order they were drawn, OCR row by row, and the difference counts as errors there.
+pages of a language) and pages per second, with a 95% interval from resampling pages (the page is the unit sampled; a
+percentile bootstrap, 10,000 draws). The comparison keeps order: a table's cells come in the text
+layer in the order they were drawn, often column by column, while OCR reads row by row, and that
+counts as errors; so pages holding a table (found by the loader's table finder) are also reported
+apart.
 
     .venv/bin/python bench/ocr_accuracy.py [--pages-per-file 4] [--shared ../shared]
+    .venv/bin/python bench/ocr_accuracy.py --summary-only    # the table again from the last run's JSON
 
 Needs the `ocr` extra (make test installs it). Pages are spread evenly over each file, its first
 page (a cover) left out.
@@ -24,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
 from ingest.loaders import ocr  # noqa: E402
@@ -48,8 +52,7 @@ def measure(path: Path, pages: list[int]) -> list[dict[str, object]]:
     seconds = time.perf_counter() - started
     rows = []
     for position, index in enumerate(pages):
-        reference = reader.pages[index].extract_text() or ""
-        distance, length = character_accuracy("\n".join(lines[position]), reference)
+        distance, length = character_accuracy("\n".join(lines[position]), reader.pages[index].extract_text() or "")
         rows.append(
             {
                 "file": path.name,
@@ -64,6 +67,16 @@ def measure(path: Path, pages: list[int]) -> list[dict[str, object]]:
     return rows
 
 
+def page_bootstrap(rows: list[dict[str, object]], draws: int = 10_000) -> tuple[float, float]:
+    """95% interval of the pooled accuracy, pages drawn with replacement."""
+    distances = np.array([int(r["distance"]) for r in rows], dtype=float)  # type: ignore[call-overload]
+    lengths = np.array([int(r["length"]) for r in rows], dtype=float)  # type: ignore[call-overload]
+    picks = np.random.default_rng(19).integers(0, len(rows), size=(draws, len(rows)))
+    accuracies = 1 - distances[picks].sum(axis=1) / lengths[picks].sum(axis=1)
+    low, high = np.percentile(accuracies, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
     def accuracy(row: dict[str, object]) -> float:
         return 1 - int(row["distance"]) / max(1, int(row["length"]))  # type: ignore[call-overload]
@@ -75,9 +88,22 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
         "pages": len(rows),
         "characters": length,
         "accuracy": 1 - distance / length,
+        "interval": page_bootstrap(rows),
         "worst": f"{accuracy(worst):.3f} ({worst['file']} p.{worst['page']})",
         "pages_per_s": 1 / statistics.fmean(float(r["seconds"]) for r in rows),  # type: ignore[arg-type]
     }
+
+
+def measure_all(shared: Path, pages_per_file: int) -> dict[str, list[dict[str, object]]]:
+    if not ocr.available():
+        sys.exit(f"OCR is not installed: {ocr.EXTRA_HINT}")
+    rows: dict[str, list[dict[str, object]]] = {}
+    for language in ("en", "zh"):
+        rows[language] = []
+        for path in sorted((shared / "corpus" / language).glob("*.pdf")):
+            rows[language] += measure(path, sampled(len(PdfReader(path).pages), pages_per_file))
+            print(f"{path.name}: done", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
@@ -85,16 +111,13 @@ def main() -> None:
     parser.add_argument("--pages-per-file", type=int, default=4)
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("RAG_SHARED_DIR", ROOT.parent / "shared")))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ocr_accuracy.json")
+    parser.add_argument("--summary-only", action="store_true", help="no OCR: summarise the pages in --out")
     args = parser.parse_args()
-    if not ocr.available():
-        sys.exit(f"OCR is not installed: {ocr.EXTRA_HINT}")
-    rows: dict[str, list[dict[str, object]]] = {}
-    for language in ("en", "zh"):
-        rows[language] = []
-        for path in sorted((args.shared / "corpus" / language).glob("*.pdf")):
-            rows[language] += measure(path, sampled(len(PdfReader(path).pages), args.pages_per_file))
-            print(f"{path.name}: done", file=sys.stderr)
-    print(f"| language | pages | characters | accuracy | worst page | pages/s | ({SCANNER_DPI}-dpi scans) |")
+    if args.summary_only:
+        rows = json.loads(args.out.read_text())["pages"]
+    else:
+        rows = measure_all(args.shared, args.pages_per_file)
+    print(f"| scans at {SCANNER_DPI} dpi | pages | characters | accuracy | 95% interval | worst page | pages/s |")
     print("|---|---|---|---|---|---|---|")
     summary = {}
     for language, found in rows.items():
@@ -105,9 +128,10 @@ def main() -> None:
             if not group:
                 continue
             summary[label] = line = summarise(group)
+            low, high = line["interval"]  # type: ignore[misc]
             print(
                 f"| {label} | {line['pages']} | {line['characters']} | {line['accuracy']:.4f} | "
-                f"{line['worst']} | {line['pages_per_s']:.2f} | |"
+                f"{low:.3f}-{high:.3f} | {line['worst']} | {line['pages_per_s']:.2f} |"
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "pages": rows}, indent=2, ensure_ascii=False))
