@@ -8,6 +8,7 @@ CJK sentence punctuation included, and overlaps neighbours by `overlap_tokens`.
 A Markdown table (every loader gives tables so) is never cut by the splitter: it is one piece,
 joined to the text before it (its caption) when both fit; a table too long for one piece is split
 between rows, each piece starting with the header row again, so every piece reads as a table.
+A table's budget counts what the embedder reads of it (`plain_tables`: no bars, no rules).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from rag.tables import table_spans
+from rag.tables import plain_tables, table_spans
 from rag.types import Chunk, LoadedDocument, Section
 
 # Break points, strongest first. Separators stay at the end of the piece they close.
@@ -134,6 +135,10 @@ class Chunker:
             tokens += self._count(span.section.text)
         return blocks
 
+    def _read(self, text: str) -> int:
+        """Tokens of what the embedder reads of `text`: tables without their bars and rules."""
+        return self._count(plain_tables(text))
+
     def _heading_tokens(self, heading_path: Sequence[str]) -> int:
         return self._count(heading_context(heading_path, "")) if heading_path else 0
 
@@ -148,7 +153,7 @@ class Chunker:
             if table_end > table_start:
                 rows = self._split_table(text, table_start, table_end, size)
                 before = out[-1] if out else None
-                if len(rows) == 1 and before is not None and self._count(text[before[0] : table_end]) <= size:
+                if len(rows) == 1 and before is not None and self._read(text[before[0] : table_end]) <= size:
                     out[-1] = (before[0], table_end, text[before[0] : table_end])  # the table with its caption
                 else:
                     out += rows
@@ -186,7 +191,7 @@ class Chunker:
     def _split_table(self, text: str, start: int, end: int, size: int) -> list[tuple[int, int, str]]:
         """The table in text[start:end] whole if it fits, else runs of rows under its header."""
         table = text[start:end]
-        if self._count(table) <= size:
+        if self._read(table) <= size:
             return [(start, end, table)]
         lines = table.split("\n")
         header = "\n".join(lines[:2])  # the header row and its rule
@@ -195,10 +200,10 @@ class Chunker:
         rows: list[str] = []
         rows_start = start  # the first piece is the table's own first lines, header and all
         for row in lines[2:]:
-            if rows and self._count(header + "\n" + "\n".join([*rows, row])) > size:
+            if rows and self._read(header + "\n" + "\n".join([*rows, row])) > size:
                 pieces.append((rows_start, offset - 1, header + "\n" + "\n".join(rows)))
                 rows, rows_start = [], offset
-            if self._count(header + "\n" + row) > size:  # one row past the budget: cut it as text
+            if self._read(header + "\n" + row) > size:  # one row past the budget: cut it as text
                 pieces += self._split_prose(text, offset, offset + len(row), size)
                 rows_start = offset + len(row) + 1
             else:

@@ -34,6 +34,7 @@ from rag.embedding import Embedder, build_embedder
 from rag.errors import LoadError, RagError, StoreError
 from rag.lexical.index import LexicalIndexes
 from rag.store import KnowledgeBase, VectorStore
+from rag.tables import plain_tables
 from rag.types import DocumentRecord, LoadedDocument
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ class Ingestor:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         chunks = self.chunker.chunk(parsed, doc_id=item.doc_id, version=item.version, ingested_at=now)
         t0 = time.perf_counter()
-        vectors = self.embedder.embed_documents([heading_context(c.heading_path, c.text) for c in chunks])
+        vectors = self.embedder.embed_documents([heading_context(c.heading_path, plain_tables(c.text)) for c in chunks])
         t1 = time.perf_counter()
         report.embed_seconds += t1 - t0
         record = DocumentRecord(

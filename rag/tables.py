@@ -19,13 +19,27 @@ def markdown_table(rows: Sequence[Sequence[str | None]]) -> str | None:
     cells = [[" ".join((cell or "").split()).replace("|", "\\|") for cell in row] for row in rows]
     width = max((len(row) for row in cells), default=0)
     cells = [row + [""] * (width - len(row)) for row in cells if any(row)]
-    # Merged cells leave empty grid columns behind: keep only columns with text somewhere.
-    kept = [i for i in range(width) if any(row[i] for row in cells)]
-    if len(kept) < 2 or len(cells) < 2:
+    if len(cells) < 2:
         return None
-    lines = ["| " + " | ".join(row[i] for i in kept) + " |" for row in cells]
-    rule = "| " + " | ".join("---" for _ in kept) + " |"
+    columns = _merged_columns([[row[i] for row in cells] for i in range(width)])
+    if len(columns) < 2:
+        return None
+    lines = ["| " + " | ".join(column[r] for column in columns) + " |" for r in range(len(cells))]
+    rule = "| " + " | ".join("---" for _ in columns) + " |"
     return "\n".join([lines[0], rule, *lines[1:]])
+
+
+def _merged_columns(columns: list[list[str]]) -> list[list[str]]:
+    """A table finder splits a spanning cell over the grid columns it crosses, leaving columns that
+    are empty, or that never hold text in a row where their neighbour does: those are one column.
+    A column with text in its header alone (a "Completed" box to tick) says nothing and goes."""
+    merged: list[list[str]] = []
+    for column in columns:
+        if merged and not any(a and b for a, b in zip(merged[-1], column, strict=True)):
+            merged[-1] = [a or b for a, b in zip(merged[-1], column, strict=True)]
+        else:
+            merged.append(column)
+    return [column for column in merged if any(column[1:])]
 
 
 def is_table_line(line: str) -> bool:
@@ -58,3 +72,13 @@ def row_statements(table: str) -> list[str]:
         if cells and (cells[0] or values):
             statements.append(" — ".join(part for part in (cells[0], "; ".join(values)) if part))
     return statements
+
+
+def plain_tables(text: str) -> str:
+    """`text` with each Markdown table as lines of cell text (rules and bars taken out): what an
+    embedder reads, so that a table's chunk is matched on its words, not on its punctuation."""
+    for start, end in reversed(table_spans(text)):
+        lines = [line for line in text[start:end].split("\n") if not set(line.strip()) <= set("|- ")]
+        plain = ["  ".join(cell for cell in split_cells(line) if cell) for line in lines]
+        text = text[:start] + "\n".join(line for line in plain if line) + text[end:]
+    return text

@@ -8,6 +8,7 @@ import pytest
 
 from ingest.chunking import Chunker, document_text, heading_context
 from ingest.loaders import load_document
+from rag.tables import plain_tables
 from rag.types import LoadedDocument, Section
 
 CJK_STOPS = "。！？；"
@@ -46,7 +47,7 @@ class TestChunkerOnRealPdfs:
             assert chunk.chunk_index == index and chunk.id == f"d:v1:{index:05d}"
             assert_holds(chunk.text, text[chunk.char_start : chunk.char_end])
             # What the model reads (heading in front) fits the budget the model has.
-            assert minilm.count_tokens(heading_context(chunk.heading_path, chunk.text)) <= 200
+            assert minilm.count_tokens(heading_context(chunk.heading_path, plain_tables(chunk.text))) <= 200
             assert chunk.pages, "every PDF chunk has a page"
             for page in chunk.pages:
                 page_text = "\n".join(s.section.text for s in spans if s.section.page == page)
@@ -99,6 +100,17 @@ class TestTables:
         )
         assert holding.text.count("\n| ") == 7 + 1  # header, rule and seven rows, all here
 
+    def test_a_long_pdf_table_is_split_between_rows_under_its_header(self, corpus: Path, minilm) -> None:
+        # SP800-61rev2 p.51, Table 3-5 (the incident handling checklist): more than 200 tokens.
+        document, chunks = chunk_pdf(corpus / "en" / "SP800-61rev2.pdf", minilm)
+        text, _ = document_text(document)
+        pieces = [c for c in chunks if c.text.startswith("|  | Action |\n| --- | --- |\n| ")]
+        assert len(pieces) >= 2 and all(c.pages == (51,) for c in pieces), [c.text[:80] for c in pieces]
+        assert any(c.text != text[c.char_start : c.char_end] for c in pieces)  # a later piece: the header again
+        rows = "\n".join(c.text for c in pieces)
+        assert "| 4. | Acquire, preserve, secure, and document evidence |" in rows
+        assert "| 9. | Hold a lessons learned meeting" in rows
+
     def test_a_long_table_is_split_between_rows_under_its_header(self) -> None:
         rows = [f"| host-{i:02d} | patched on day {i} |" for i in range(40)]
         table = "\n".join(["| Host | Status |", "| --- | --- |", *rows])
@@ -106,7 +118,7 @@ class TestTables:
         chunks = Chunker(self.count, max_tokens=60, overlap_tokens=10).chunk(doc, doc_id="d", version="v")
         text, _ = document_text(doc)
         pieces = [c for c in chunks if "| host-" in c.text]
-        assert len(pieces) > 3 and all(self.count(c.text) <= 60 for c in chunks)
+        assert len(pieces) > 3 and all(self.count(plain_tables(c.text)) <= 60 for c in chunks)
         for chunk in pieces:
             assert chunk.text.startswith("| Host | Status |\n| --- | --- |\n| host-")
             assert_holds(chunk.text, text[chunk.char_start : chunk.char_end])
@@ -118,7 +130,7 @@ class TestTables:
         table = "\n".join(["| Field | Value |", "| --- | --- |", "| owner | ops |", long_row, "| tier | 1 |"])
         doc = LoadedDocument(path="t.md", file_type="markdown", sections=(Section(table),))
         chunks = Chunker(self.count, max_tokens=40, overlap_tokens=5).chunk(doc, doc_id="d", version="v")
-        assert all(self.count(c.text) <= 40 for c in chunks)
+        assert all(self.count(plain_tables(c.text)) <= 40 for c in chunks)
         joined = " ".join(c.text for c in chunks)
         assert "| owner | ops |" in joined and "| tier | 1 |" in joined and joined.count("word") >= 80
 

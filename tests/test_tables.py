@@ -48,15 +48,3 @@ def test_the_default_profile_answers_from_the_chunk_holding_the_whole_table(corp
     passage = answer.citations[cited].passage
     assert passage.file_name == "SP800-40r3.pdf" and passage.pages == (17,)
     assert HEADER in passage.text and FIRST_ROW in passage.text and LAST_ROW in passage.text
-
-
-def test_in_smaller_chunks_a_table_is_split_between_rows_under_its_header(corpus: Path, tmp_path: Path) -> None:
-    # The tests' MiniLM profile cuts 100-token chunks: Table 4-1 does not fit one.
-    settings = ingested("offline-minilm.yaml", corpus, tmp_path)
-    answer = RagPipeline(settings).ask("Which patch detection technique supports appliances?")
-    assert answer.found, answer.notes
-    sentence, cited = first_sentence(answer.text)
-    assert sentence == "Supports appliances? — Agent-Based: No; Agentless Scanning: No; Passive Network Monitoring: Yes"
-    passage = answer.citations[cited].passage
-    assert passage.pages == (17,) and passage.text.startswith(HEADER + "\n| --- | --- | --- | --- |\n")
-    assert FIRST_ROW not in passage.text  # a later piece of the table, under the header again
