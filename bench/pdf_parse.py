@@ -17,14 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest.loaders import load_document, pdf  # noqa: E402
-from rag.tables import table_spans  # noqa: E402
+from rag.tables import segments  # noqa: E402
 
 
 def parse_seconds(path: Path, data: bytes) -> tuple[float, int]:
     started = time.perf_counter()
     document = load_document(path, data)
     seconds = time.perf_counter() - started
-    return seconds, sum(len(table_spans(section.text)) for section in document.sections)
+    return seconds, sum(table for section in document.sections for _, _, table in segments(section.text))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from rag.tables import plain_tables, table_spans
+from rag.tables import plain_tables, segments
 from rag.types import Chunk, LoadedDocument, Section
 
 # Break points, strongest first. Separators stay at the end of the piece they close.
@@ -147,17 +147,16 @@ class Chunker:
         A piece's text is text[start:end], except for the pieces of a long table (header repeated)."""
         size = max(self.max_tokens - heading_tokens, self.max_tokens // 2)
         out: list[tuple[int, int, str]] = []
-        cursor = 0
-        for table_start, table_end in [*table_spans(text), (len(text), len(text))]:
-            out += self._split_prose(text, cursor, table_start, size)
-            if table_end > table_start:
-                rows = self._split_table(text, table_start, table_end, size)
-                before = out[-1] if out else None
-                if len(rows) == 1 and before is not None and self._read(text[before[0] : table_end]) <= size:
-                    out[-1] = (before[0], table_end, text[before[0] : table_end])  # the table with its caption
-                else:
-                    out += rows
-            cursor = table_end
+        for start, end, table in segments(text):
+            if not table:
+                out += self._split_prose(text, start, end, size)
+                continue
+            rows = self._split_table(text, start, end, size)
+            before = out[-1] if out else None
+            if len(rows) == 1 and before is not None and self._read(text[before[0] : end]) <= size:
+                out[-1] = (before[0], end, text[before[0] : end])  # the table with its caption
+            else:
+                out += rows
         return out
 
     def _split_prose(self, text: str, start: int, end: int, size: int) -> list[tuple[int, int, str]]:

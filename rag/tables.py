@@ -8,7 +8,7 @@ one line per row. Cells are one line each (a cell's line breaks become spaces) w
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 _TABLE_RUN = re.compile(r"(?m)^\|.*\|[ \t]*$(?:\n\|.*\|[ \t]*$)+")
 
@@ -47,9 +47,16 @@ def is_table_line(line: str) -> bool:
     return len(stripped) > 1 and stripped.startswith("|") and stripped.endswith("|")
 
 
-def table_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each Markdown table in `text`."""
-    return [(m.start(), m.end()) for m in _TABLE_RUN.finditer(text)]
+def segments(text: str) -> Iterator[tuple[int, int, bool]]:
+    """`text` cut into its prose and its Markdown tables, in order: (start, end, is a table)."""
+    cursor = 0
+    for match in _TABLE_RUN.finditer(text):
+        if match.start() > cursor:
+            yield cursor, match.start(), False
+        yield match.start(), match.end(), True
+        cursor = match.end()
+    if cursor < len(text):
+        yield cursor, len(text), False
 
 
 def split_cells(line: str) -> list[str]:
@@ -77,8 +84,10 @@ def row_statements(table: str) -> list[str]:
 def plain_tables(text: str) -> str:
     """`text` with each Markdown table as lines of cell text (rules and bars taken out): what an
     embedder reads, so that a table's chunk is matched on its words, not on its punctuation."""
-    for start, end in reversed(table_spans(text)):
-        lines = [line for line in text[start:end].split("\n") if not set(line.strip()) <= set("|- ")]
-        plain = ["  ".join(cell for cell in split_cells(line) if cell) for line in lines]
-        text = text[:start] + "\n".join(line for line in plain if line) + text[end:]
-    return text
+    return "".join(_plain(text[start:end]) if table else text[start:end] for start, end, table in segments(text))
+
+
+def _plain(table: str) -> str:
+    lines = [line for line in table.split("\n") if not set(line.strip()) <= set("|- ")]
+    plain = ["  ".join(cell for cell in split_cells(line) if cell) for line in lines]
+    return "\n".join(line for line in plain if line)

@@ -82,7 +82,8 @@ def load_pdf(path: Path, data: bytes, options: LoadOptions) -> LoadedDocument:
     pages_lines = [_lines(text) for text in raw_pages]
     scanned = [index for index, text in enumerate(raw_pages) if _needs_ocr(text)]
     password = options.pdf_password if reader.is_encrypted else None
-    for index, lines in _tables(data, [i for i in range(page_count) if i not in set(scanned)], password).items():
+    text_pages = sorted(set(range(page_count)) - set(scanned))
+    for index, lines in _tables(data, text_pages, password).items():
         pages_lines[index] = _lines("\n".join(lines))
     if scanned and options.ocr and ocr.available():
         for index, lines in _ocr(path, data, scanned, options, password).items():

@@ -19,7 +19,7 @@ from rag.embedding import Embedder
 from rag.generate import Generator
 from rag.generate._language import is_chinese, sentences
 from rag.generate.prompt import not_found_text
-from rag.tables import row_statements, table_spans
+from rag.tables import row_statements, segments
 from rag.types import Passage
 
 # Sentences scored per answer at most: the passages' first ones win. Keeps the fallback quick
@@ -138,11 +138,9 @@ def statements(text: str) -> list[str]:
     """What an answer may quote from a passage: its sentences, and each row of a table in it said
     with the table's column headers."""
     out: list[str] = []
-    cursor = 0
-    for start, end in [*table_spans(text), (len(text), len(text))]:
-        out += sentences(text[cursor:start]) if text[cursor:start].strip() else []
-        out += row_statements(text[start:end])
-        cursor = end
+    for start, end, table in segments(text):
+        part = text[start:end]
+        out += row_statements(part) if table else sentences(part) if part.strip() else []
     return out
 
 
