@@ -32,7 +32,7 @@ from ingest.manifest import content_version, delete_document, document_id, file_
 from rag.config import Settings
 from rag.embedding import Embedder, build_embedder
 from rag.errors import LoadError, RagError, StoreError
-from rag.lexical.index import LexicalIndexes
+from rag.lexical.index import LexicalIndex, LexicalIndexes
 from rag.store import KnowledgeBase, VectorStore
 from rag.tables import plain_tables
 from rag.types import DocumentRecord, LoadedDocument
@@ -227,7 +227,8 @@ class Ingestor:
                 on_file(outcome)
 
         with self._lock(name):
-            report.recovered = recover(kb)
+            lexical = LexicalIndexes(self.settings).get(kb)
+            report.recovered = recover(kb, lexical=lexical)
             for outcome in missing:
                 finish(outcome)
             planned, work = self._plan(kb, files, finish)
@@ -241,13 +242,13 @@ class Ingestor:
                 limits=self._limits(),
                 on_page=on_page,
             ):
-                finish(self._ingest_one(kb, planned[path], parsed, report))
+                finish(self._ingest_one(kb, lexical, planned[path], parsed, report))
             if prune:
                 # Every file found counts as present, also one that failed this time: prune only what is gone.
                 for record in self._prunable(kb, roots, {document_id(path) for path in files}):
-                    delete_document(kb, record)
+                    delete_document(kb, record, lexical)
                     finish(FileOutcome(record.source, "pruned", doc_id=record.doc_id))
-            self._refresh_lexical(kb)
+                self._prune_lexical(lexical)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -307,7 +308,12 @@ class Ingestor:
         return planned, work
 
     def _ingest_one(
-        self, kb: KnowledgeBase, item: _Planned, parsed: LoadedDocument | LoadError, report: IngestReport
+        self,
+        kb: KnowledgeBase,
+        lexical: LexicalIndex,
+        item: _Planned,
+        parsed: LoadedDocument | LoadError,
+        report: IngestReport,
     ) -> FileOutcome:
         started = time.perf_counter()
         if isinstance(parsed, LoadError):
@@ -342,9 +348,12 @@ class Ingestor:
             else:
                 kb.put_document(replace(record, version=""))
             kb.upsert_chunks(chunks, vectors)
+            lexical.write_terms(item.doc_id, item.version, chunks)
             kb.put_document(record)
             kb.delete_chunks(item.doc_id, keep_version=item.version)
             kb.put_document(replace(record, pending_version=""))
+            if previous is not None:
+                lexical.drop_terms(item.doc_id, previous.version)
             log.info("committed %s", item.path)
         except (StoreError, RagError) as exc:
             return FileOutcome(str(item.path), "failed", f"store write failed: {exc}", item.doc_id)
@@ -360,13 +369,14 @@ class Ingestor:
             seconds=time.perf_counter() - started,
         )
 
-    def _refresh_lexical(self, kb: KnowledgeBase) -> None:
-        """Write the BM25 terms of what this run committed now, so the first query only reads them.
-        Chroma holds everything they are derived from: if this fails, the next query derives them."""
+    @staticmethod
+    def _prune_lexical(lexical: LexicalIndex) -> None:
+        """Drop BM25 term files no committed version needs (left by deletions elsewhere); they are
+        never searched, so a failure here costs disk, not answers."""
         try:
-            LexicalIndexes(self.settings).get(kb).save_terms()
+            lexical.prune_terms()
         except (RagError, OSError) as exc:
-            log.warning("BM25 index of %r not refreshed (queries will rebuild it): %s", kb.name, exc)
+            log.warning("BM25 term files of %r not pruned: %s", lexical.kb.name, exc)
 
     @staticmethod
     def _prunable(kb: KnowledgeBase, roots: list[Path], seen: set[str]) -> list[DocumentRecord]:

@@ -215,6 +215,7 @@ def docs_delete(
 ) -> None:
     """Remove one document and its chunks."""
     from ingest.manifest import delete_document
+    from rag.lexical.index import LexicalIndexes
     from rag.store import VectorStore
 
     with _errors():
@@ -224,8 +225,9 @@ def docs_delete(
         matches = [r for r in kb.documents() if doc in (r.doc_id, r.source) or r.source == wanted]
         if not matches:
             raise ConfigError(f"no document {doc!r} in {kb.name!r}")
+        lexical = LexicalIndexes(settings).get(kb)
         for record in matches:
-            delete_document(kb, record)
+            delete_document(kb, record, lexical)
     if as_json:
         _emit_json({"deleted": [r.doc_id for r in matches]})
     else:

@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,13 @@ MANIFEST_SUFFIX = "__manifest"
 INSTRUCTION_KEY = "rerank_instruction"  # in the chunk collection's metadata
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{1,60})[A-Za-z0-9]$")
 _MANIFEST_VECTOR = [1.0]  # Chroma wants a vector per record; the manifest is never searched
+# The manifest record whose token changes with every manifest write: a reader checks this one record
+# to know whether anything changed, instead of reading the whole manifest. Not a document id (those
+# are 16 hex digits).
+GENERATION_ID = "~generation"
+# When a manifest record was last written (the writer's clock, ns): a reader that saw the manifest
+# at time t reads only the records written since t less a margin for clocks that disagree.
+UPDATED_KEY = "updated_ns"
 _PAGE = 1000  # records per get() when reading a whole collection
 _MAX_BATCH = 5000  # Chroma refuses writes of more than 5461 records
 _CONNECT_LOCK = threading.Lock()
@@ -211,9 +220,32 @@ class KnowledgeBase:
             )
 
     # -- manifest -------------------------------------------------------------------------
-    def documents(self) -> list[DocumentRecord]:
-        records = [_record_from_meta(doc_id, meta) for doc_id, meta in self._iter_manifest()]
+    def documents(self, *, pending_only: bool = False) -> list[DocumentRecord]:
+        """Every document's record, by source; `pending_only`: those with a write in flight (or
+        left by a killed run), read through a filter rather than the whole manifest."""
+        where = {"pending_version": {"$ne": ""}} if pending_only else None
+        records = [_record_from_meta(doc_id, meta) for doc_id, meta in self._iter_manifest(where)]
         return sorted(records, key=lambda r: r.source)
+
+    def manifest_changes(self, since_ns: int) -> tuple[list[DocumentRecord], int]:
+        """The records written at or after `since_ns` (a records' clock time), and how many records
+        the manifest holds: a reader that knew every record before `since_ns` and sees fewer in all
+        than it now knows has missed a removal."""
+        changed = [_record_from_meta(d, m) for d, m in self._iter_manifest({UPDATED_KEY: {"$gte": since_ns}})]
+        total = int(self._call(self._manifest.count))
+        return changed, total - (1 if self.generation() else 0)
+
+    def generation(self) -> str:
+        """A token that changes with every manifest write ("" before the first one): equal tokens
+        mean the same committed documents, whatever the manifest's size."""
+        got = self._call(self._manifest.get, ids=[GENERATION_ID], include=["metadatas"])
+        return str((got["metadatas"] or [{}])[0].get("token", "")) if got["ids"] else ""
+
+    def _bump_generation(self) -> None:
+        # After the manifest write it follows, never with it: a reader that sees the new token
+        # then reads the manifest sees the write too.
+        meta = {"token": uuid.uuid4().hex}
+        self._call(self._manifest.upsert, ids=[GENERATION_ID], embeddings=[_MANIFEST_VECTOR], metadatas=[meta])
 
     def document(self, doc_id: str) -> DocumentRecord | None:
         got = self._call(self._manifest.get, ids=[doc_id], include=["metadatas"])
@@ -222,17 +254,30 @@ class KnowledgeBase:
         return _record_from_meta(got["ids"][0], (got["metadatas"] or [{}])[0])
 
     def put_document(self, record: DocumentRecord) -> None:
-        meta = asdict(record)
-        doc_id = meta.pop("doc_id")
-        self._call(self._manifest.upsert, ids=[doc_id], embeddings=[_MANIFEST_VECTOR], metadatas=[meta])
+        self.put_documents([record])
+
+    def put_documents(self, records: Sequence[DocumentRecord]) -> None:
+        """Write manifest records (a bulk loader's many at once), then the change token."""
+        metas = [asdict(record) | {UPDATED_KEY: time.time_ns()} for record in records]
+        ids = [meta.pop("doc_id") for meta in metas]
+        for start in range(0, len(ids), _MAX_BATCH):
+            self._call(
+                self._manifest.upsert,
+                ids=ids[start : start + _MAX_BATCH],
+                embeddings=[_MANIFEST_VECTOR] * len(ids[start : start + _MAX_BATCH]),
+                metadatas=metas[start : start + _MAX_BATCH],
+            )
+        self._bump_generation()
 
     def remove_document_record(self, doc_id: str) -> None:
         self._call(self._manifest.delete, ids=[doc_id])
+        self._bump_generation()
 
-    def _iter_manifest(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for got in self._pages(self._manifest, include=["metadatas"]):
+    def _iter_manifest(self, where: dict[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for got in self._pages(self._manifest, where=where, include=["metadatas"]):
             for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
-                yield doc_id, dict(meta)
+                if doc_id != GENERATION_ID:
+                    yield doc_id, dict(meta)
 
     def _pages(self, collection: Collection, **kwargs: Any) -> Iterator[Any]:
         """A whole (filtered) collection, one get() of at most _PAGE records at a time."""

@@ -5,6 +5,7 @@ hybrid recall through the pipeline."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,12 +132,15 @@ class TestLifecycle:
         kb = ingestor.store.open("default")
         index = LexicalIndexes(settings).get(kb)
         [record] = kb.documents()
-        # What a run killed between writing terms and committing would leave behind.
+        # What a run killed between writing terms and committing would leave behind: the term file
+        # of a version the record names as pending only.
         orphan = index.folder / f"{record.doc_id}.0123456789abcdef.a1.json"
         orphan.write_text('{"chunk_ids": ["ghost"], "terms": [["ghost"]]}')
+        kb.put_document(replace(record, pending_version="0123456789abcdef"))
         assert index.search("ghost", 5) == []
-        ingestor.run([kb_files / "runbook.md"])  # any later run prunes it
+        ingestor.run([kb_files / "runbook.md"])  # any later run recovers the document and drops the file
         assert not orphan.exists()
+        assert len(bm25_files(index)) == 1
 
 
 class TestHybridRecall:

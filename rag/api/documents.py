@@ -73,7 +73,7 @@ async def delete_document(
     record = await run_in_threadpool(kb.document, doc_id)
     if record is None:
         raise ApiError(404, "document_not_found", f"no document {doc_id!r} in {collection!r}")
-    await run_in_threadpool(delete, kb, record)
+    await run_in_threadpool(delete, kb, record, rag.lexical.get(kb))
     stored = upload_folder(settings.data_dir, collection)
     source = Path(record.source)
     if source.parent.resolve() == stored.resolve():

@@ -4,12 +4,18 @@ Chroma stays the only source of truth. This index is derived from it and can alw
 - the terms of each committed document version are kept in one immutable file,
   `<folder>/<doc_id>.<version>.a<analyzer>.json`, written atomically (temporary file + rename), so
   a killed process leaves at worst an unused file, never a half-written one;
-- `refresh()` compares the manifest's committed versions with what the index holds, reads the
-  chunks of any new version back from Chroma, analyses them, and rebuilds the BM25 matrix (cheap
-  from terms: no re-analysis); versions no longer committed drop out;
-- the ingestion calls `refresh(prune=True)` after every run, under its writer lock, so the first
-  query after an ingest pays nothing; a query refreshes too, so a process that did not ingest
-  (another API worker, served mode) still sees what was committed.
+- a writer changes the manifest's change token (`KnowledgeBase.generation`) with every manifest
+  write, so `refresh()` reads one record to know that nothing changed; on a change it compares the
+  committed versions with what the index holds and reads the terms of new versions (from their
+  file, else from Chroma, analysed again);
+- a small index rebuilds its BM25 matrix on the spot (cheap from terms); a large one puts new
+  versions into a delta scored beside the old matrix (with document frequencies of both, so the
+  scores share one scale) and hides rows of versions no longer committed, while a new matrix is
+  built in a background thread and swapped in whole;
+- the ingestion writes a version's term file before it commits the version, and removes the files
+  of versions it replaces, deletes or finds abandoned by a killed run, so a query only reads files;
+  a query refreshes too, so a process that did not ingest (another API worker, served mode) still
+  sees what was committed.
 
 Hits are returned as chunk ids; the caller reads them from Chroma and keeps only chunks of
 committed versions, the same rule as dense recall, so a stale index can miss a new document
@@ -20,14 +26,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,13 +45,25 @@ from rag.config import Settings
 from rag.errors import StoreError
 from rag.lexical.analyzer import ANALYZER_VERSION, analyze, has_han
 from rag.store import KnowledgeBase
-from rag.types import DocumentRecord
+from rag.types import Chunk, DocumentRecord
 
 log = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG; its "building index" lines are not our users' business.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 DocFilter = Callable[[DocumentRecord], bool]
+
+
+Key = tuple[str, str]  # (doc_id, version): one committed version of a document
+
+# Up to this many chunks the whole matrix is rebuilt in the query that finds a change (well under a
+# second); above it the change goes into a small delta at once and the rebuild runs in the background.
+SYNC_REBUILD_CHUNKS = 50_000
+# A reader asks for the manifest records written since its last read less this margin: writers on
+# other machines may stamp records by clocks this far behind its own.
+CLOCK_MARGIN_NS = 300 * 10**9
+# ... and reads the whole manifest this often when something changed, whatever the records say.
+WHOLE_READ_NS = 600 * 10**9
 
 
 @dataclass(frozen=True)
@@ -51,55 +73,177 @@ class _DocTerms:
 
 
 @dataclass(frozen=True)
-class _Built:
+class _Base:
+    """The bulk of the index: one bm25s matrix over the versions it was built from."""
+
+    keys: tuple[Key, ...]
+    chunk_ids: list[str]
+    row_doc: np.ndarray  # the position in `keys` of each row's document
+    retriever: Any | None  # bm25s.BM25, None when empty
+    doc_freq: np.ndarray  # per bm25s term id: chunks holding the term
+    avg_len: float
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        return getattr(self.retriever, "vocab_dict", None) or {}
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """Versions committed since the base was built, scored with the base's statistics plus theirs."""
+
+    keys: tuple[Key, ...]
+    chunk_ids: list[str]
+    row_doc: np.ndarray
+    lengths: np.ndarray  # terms per chunk
+    postings: dict[str, tuple[np.ndarray, np.ndarray]]  # term -> (rows, term frequencies)
+
+
+@dataclass(frozen=True)
+class _ManifestView:
+    """What this process last read of the manifest."""
+
+    generation: str | None  # its change token then; None: never read
+    known: dict[str, DocumentRecord]  # every record by document id, committed or not
+    read_ns: int  # when (before the token was read)
+    full_read_ns: int  # when it was last read whole
+
+    @property
+    def committed(self) -> dict[Key, DocumentRecord]:
+        return {(r.doc_id, r.version): r for r in self.known.values() if r.version}
+
+
+@dataclass(frozen=True)
+class _State:
     """One immutable state of the index: swapped whole, so searches never see a half-built one."""
 
-    committed: frozenset[tuple[str, str]]  # (doc_id, version)
-    chunk_ids: list[str]
-    row_doc: np.ndarray  # the document (index into `docs`) of each row
-    docs: list[DocumentRecord]
-    retriever: object | None  # bm25s.BM25, None when empty
+    manifest: _ManifestView
+    records: dict[Key, DocumentRecord]  # the committed versions
+    base: _Base
+    delta: _Delta
+    hidden: np.ndarray  # per base row: its version is no longer committed
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.delta.keys) or bool(self.hidden.any())
+
+
+def _empty_base() -> _Base:
+    return _Base((), [], np.zeros(0, dtype=np.int32), None, np.zeros(0), 0.0)
 
 
 class LexicalIndex:
-    def __init__(self, kb: KnowledgeBase, folder: Path, *, k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        folder: Path,
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        sync_rebuild_chunks: int = SYNC_REBUILD_CHUNKS,
+    ) -> None:
         self.kb = kb
         self.folder = folder
         self.k1 = k1
         self.b = b
-        self._lock = threading.Lock()
-        self._built = _Built(frozenset(), [], np.zeros(0, dtype=np.int32), [], None)
+        self.sync_rebuild_chunks = sync_rebuild_chunks
+        self._lock = threading.Lock()  # one refresh at a time; searches read `_state` without it
+        base = _empty_base()
+        self._state = _State(_ManifestView(None, {}, 0, 0), {}, base, self._delta([]), np.zeros(0, dtype=bool))
+        self._rebuilder: threading.Thread | None = None
 
     # -- keeping in step with Chroma ----------------------------------------------------------
-    def _committed(self) -> tuple[list[DocumentRecord], frozenset[tuple[str, str]]]:
-        records = [r for r in self.kb.documents() if r.version]
-        return records, frozenset((r.doc_id, r.version) for r in records)
-
     def refresh(self, *, prune: bool = False) -> bool:
-        """Bring the index in line with the committed documents; True when it changed."""
-        records, committed = self._committed()
+        """Bring the index in line with the committed documents; True when it changed.
+
+        One manifest record (its change token) is read when nothing changed, whatever the size of
+        the knowledge base; on a change, the records written since the last read. New versions are
+        searchable when this returns: in a rebuilt matrix when the index is small, else in a delta
+        beside the old matrix while a new one is built in the background."""
+        now = time.time_ns()
+        generation = self.kb.generation()
+        if generation and generation == self._state.manifest.generation and not prune:
+            return False
         with self._lock:
-            changed = committed != self._built.committed
+            state = self._state
+            if generation and generation == state.manifest.generation and not prune:
+                return False  # another thread refreshed meanwhile
+            manifest = self._read_manifest(state.manifest, generation, now, whole=prune)
+            records = manifest.committed
+            changed = records.keys() != state.records.keys()
             if changed:
-                self._built = self._build(records, committed)
+                size = len(state.base.chunk_ids) + sum(r.chunks for k, r in records.items() if k not in state.base.keys)
+                if state.manifest.generation is None or size <= self.sync_rebuild_chunks:
+                    self._state = self._combine(self._build(list(records.values())), manifest)
+                else:
+                    self._state = self._combine(state.base, manifest)
+                    self._rebuild_in_background()
+            else:
+                self._state = replace(state, manifest=manifest)
             if prune:
-                self._prune(committed)
+                self._prune(records.keys())
         return changed
 
-    def save_terms(self) -> None:
-        """Write the term file of every committed version that lacks one and drop the others,
-        without building the matrix: what the ingestion does (it never searches), so that the
-        processes that do search only read files."""
-        records, committed = self._committed()
+    def _read_manifest(self, seen: _ManifestView, generation: str, now: int, *, whole: bool) -> _ManifestView:
+        """The manifest as it is now: the records written since the last read (less a margin for
+        writers' clocks), or all of them on a first read, every WHOLE_READ_NS, when asked, and when
+        the count says a record was removed meanwhile."""
+        if not whole and seen.generation is not None and now - seen.full_read_ns < WHOLE_READ_NS:
+            changed, total = self.kb.manifest_changes(seen.read_ns - CLOCK_MARGIN_NS)
+            known = seen.known | {record.doc_id: record for record in changed}
+            if len(known) == total:
+                return _ManifestView(generation, known, now, seen.full_read_ns)
+        known = {record.doc_id: record for record in self.kb.documents()}
+        return _ManifestView(generation, known, now, now)
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild to finish; True when none is running any more."""
+        rebuilder = self._rebuilder
+        if rebuilder is not None:
+            rebuilder.join(timeout)
+            return not rebuilder.is_alive()
+        return True
+
+    def _rebuild_in_background(self) -> None:
+        if self._rebuilder is not None and self._rebuilder.is_alive():
+            return  # it rebuilds again when it finds the state stale on finishing
+        self._rebuilder = threading.Thread(target=self._rebuild, name=f"bm25-rebuild-{self.kb.name}", daemon=True)
+        self._rebuilder.start()
+
+    def _rebuild(self) -> None:
+        try:
+            while (state := self._state).stale:
+                started = time.perf_counter()
+                base = self._build(list(state.records.values()))
+                with self._lock:
+                    self._state = self._combine(base, self._state.manifest)
+                seconds = time.perf_counter() - started
+                log.info("BM25 index of %r rebuilt in the background in %.1f s", self.kb.name, seconds)
+        except Exception:
+            # The delta keeps serving; the next change starts another attempt.
+            log.exception("background rebuild of the BM25 index of %r failed", self.kb.name)
+
+    def _combine(self, base: _Base, manifest: _ManifestView) -> _State:
+        """The state serving the manifest's committed versions from `base`: versions it lacks go
+        into a delta, rows of versions no longer committed are hidden."""
+        records = manifest.committed
+        in_base = set(base.keys)
+        hidden_docs = np.fromiter((key not in records for key in base.keys), dtype=bool, count=len(base.keys))
+        hidden = hidden_docs[base.row_doc] if len(base.row_doc) else np.zeros(0, dtype=bool)
+        delta = self._delta([r for key, r in records.items() if key not in in_base])
+        return _State(manifest, records, base, delta, hidden)
+
+    def prune_terms(self) -> None:
+        """Drop every term file of a version not committed: what deletions from a process without
+        the index folder (another machine) leave. Reads the whole manifest: for `rag ingest --prune`."""
+        committed = [(r.doc_id, r.version) for r in self.kb.documents() if r.version]
         with self._lock:
-            for record in records:
-                if not self._path(record).is_file():
-                    self._doc_terms(record)
             self._prune(committed)
 
-    def _build(self, records: list[DocumentRecord], committed: frozenset[tuple[str, str]]) -> _Built:
+    def _build(self, records: list[DocumentRecord]) -> _Base:
         import bm25s
 
+        started = time.perf_counter()
         chunk_ids: list[str] = []
         terms: list[list[str]] = []
         row_doc: list[int] = []
@@ -108,12 +252,45 @@ class LexicalIndex:
             chunk_ids.extend(doc.chunk_ids)
             terms.extend(doc.terms)
             row_doc.extend([position] * len(doc.chunk_ids))
-        retriever = None
+        retriever, doc_freq, avg_len = None, np.zeros(0), 0.0
         if chunk_ids:
             retriever = bm25s.BM25(k1=self.k1, b=self.b)
             retriever.index(terms, show_progress=False)
-        log.info("BM25 index of %r: %d chunks of %d documents", self.kb.name, len(chunk_ids), len(records))
-        return _Built(committed, chunk_ids, np.asarray(row_doc, dtype=np.int32), records, retriever)
+            doc_freq = np.diff(np.asarray(retriever.scores["indptr"]))  # postings per term id
+            avg_len = sum(map(len, terms)) / len(terms)
+        log.info(
+            "BM25 index of %r: %d chunks of %d documents built in %.1f s",
+            self.kb.name,
+            len(chunk_ids),
+            len(records),
+            time.perf_counter() - started,
+        )
+        keys = tuple((r.doc_id, r.version) for r in records)
+        return _Base(keys, chunk_ids, np.asarray(row_doc, dtype=np.int32), retriever, doc_freq, avg_len)
+
+    def _delta(self, records: list[DocumentRecord]) -> _Delta:
+        chunk_ids: list[str] = []
+        row_doc: list[int] = []
+        lengths: list[int] = []
+        postings: dict[str, tuple[list[int], list[int]]] = {}
+        for position, record in enumerate(records):
+            doc = self._doc_terms(record)
+            for chunk_id, chunk_terms in zip(doc.chunk_ids, doc.terms, strict=True):
+                row = len(chunk_ids)
+                chunk_ids.append(chunk_id)
+                row_doc.append(position)
+                lengths.append(len(chunk_terms))
+                for term, count in Counter(chunk_terms).items():
+                    rows, counts = postings.setdefault(term, ([], []))
+                    rows.append(row)
+                    counts.append(count)
+        return _Delta(
+            tuple((r.doc_id, r.version) for r in records),
+            chunk_ids,
+            np.asarray(row_doc, dtype=np.int32),
+            np.asarray(lengths, dtype=np.float64),
+            {term: (np.asarray(rows), np.asarray(tf, dtype=np.float64)) for term, (rows, tf) in postings.items()},
+        )
 
     def _path(self, record: DocumentRecord) -> Path:
         return self.folder / _file_name(record.doc_id, record.version)
@@ -128,10 +305,24 @@ class LexicalIndex:
         chunk_ids, terms = [], []
         for chunk_id, text, heading in self.kb.version_chunks(record.doc_id, record.version):
             chunk_ids.append(chunk_id)
-            terms.append(analyze(f"{heading}\n{text}" if heading else text))
+            terms.append(_chunk_terms(text, heading))
         doc = _DocTerms(chunk_ids, terms)
         self._write(path, {"chunk_ids": chunk_ids, "terms": terms})
         return doc
+
+    def drop_terms(self, doc_id: str, *versions: str) -> None:
+        """Remove the term files of versions a writer replaced, deleted or abandoned."""
+        for version in versions:
+            if version:
+                (self.folder / _file_name(doc_id, version)).unlink(missing_ok=True)
+
+    def write_terms(self, doc_id: str, version: str, chunks: Sequence[Chunk]) -> None:
+        """Write a version's term file from the chunks a writer holds, before it commits them: the
+        processes that search then read the file instead of the chunks back from Chroma."""
+        path = self.folder / _file_name(doc_id, version)
+        if not path.is_file():
+            terms = [_chunk_terms(c.text, " > ".join(c.heading_path)) for c in chunks]
+            self._write(path, {"chunk_ids": [c.id for c in chunks], "terms": terms})
 
     def _write(self, path: Path, data: dict) -> None:
         try:
@@ -144,7 +335,7 @@ class LexicalIndex:
             # The index still works from memory; the next process re-derives the file.
             log.warning("cannot keep BM25 terms in %s: %s", self.folder, exc)
 
-    def _prune(self, committed: frozenset[tuple[str, str]]) -> None:
+    def _prune(self, committed: Iterable[Key]) -> None:
         keep = {_file_name(doc_id, version) for doc_id, version in committed}
         for path in self._files():
             if path.name not in keep:
@@ -158,20 +349,24 @@ class LexicalIndex:
     def search(self, query: str, k: int, *, doc_filter: DocFilter | None = None) -> list[tuple[str, float]]:
         """Up to k (chunk id, BM25 score) pairs, best first; chunks sharing no term score 0 and are left out."""
         self.refresh()
-        built = self._built
+        state = self._state
         terms = analyze(query)
-        if built.retriever is None or not terms or k <= 0:
+        if not terms or k <= 0 or not state.records:
             return []
-        scores = built.retriever.get_scores(terms)  # type: ignore[attr-defined]
+        base_scores, delta_scores = _scores(state, terms, self.k1, self.b)
+        base_scores[state.hidden] = 0.0
         if doc_filter is not None:
-            allowed = np.fromiter((doc_filter(r) for r in built.docs), dtype=bool, count=len(built.docs))
-            scores = np.where(allowed[built.row_doc], scores, 0.0)
+            base_scores *= _allowed(state.base.keys, state.base.row_doc, state.records, doc_filter)
+            delta_scores *= _allowed(state.delta.keys, state.delta.row_doc, state.records, doc_filter)
+        scores = np.concatenate([base_scores, delta_scores])
         k = min(k, int(np.count_nonzero(scores > 0)))
         if k == 0:
             return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # by score, ties in index order: deterministic
-        return [(built.chunk_ids[i], float(scores[i])) for i in top]
+        split = len(base_scores)
+        chunk_id = lambda i: state.base.chunk_ids[i] if i < split else state.delta.chunk_ids[i - split]  # noqa: E731
+        return [(chunk_id(int(i)), float(scores[i])) for i in top]
 
     def unknown_terms(self, query: str, *, refresh: bool = True) -> tuple[str, ...]:
         """The query's Latin-script words that no chunk holds (compared as BM25 terms), as the query
@@ -181,13 +376,14 @@ class LexicalIndex:
         wording though the topic is there. `refresh=False`: the caller has just refreshed the index."""
         if refresh:
             self.refresh()
-        vocabulary = getattr(self._built.retriever, "vocab_dict", None)
-        if vocabulary is None:
+        state = self._state
+        if not state.records:
             return ()
+        vocabulary, added = state.base.vocabulary, state.delta.postings
         common = _common_terms()
 
         def unseen(term: str) -> bool:
-            return term not in vocabulary and term not in common and not has_han(term)
+            return term not in vocabulary and term not in added and term not in common and not has_han(term)
 
         return tuple(dict.fromkeys(w for w in _WORD.findall(query) if any(map(unseen, analyze(w)))))
 
@@ -195,13 +391,61 @@ class LexicalIndex:
         """chunk id -> terms, for comparing two states of the index."""
         self.refresh()
         out: dict[str, list[str]] = {}
-        for record in self._built.docs:
+        for record in self._state.records.values():
             doc = self._doc_terms(record)
             out.update(zip(doc.chunk_ids, doc.terms, strict=True))
         return out
 
 
+def _scores(state: _State, terms: list[str], k1: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 (Lucene's variant, as bm25s computes it) of every base and delta row. While a delta
+    exists, the base's terms are re-weighted to the document frequencies of base and delta
+    together, so both are scored on one scale."""
+    base, delta = state.base, state.delta
+    base_scores = np.zeros(len(base.chunk_ids), dtype=np.float64)
+    delta_scores = np.zeros(len(delta.chunk_ids), dtype=np.float64)
+    vocabulary = base.vocabulary
+    if not delta.keys:
+        if base.retriever is not None and any(t in vocabulary for t in terms):
+            base_scores += base.retriever.get_scores([t for t in terms if t in vocabulary])
+        return base_scores, delta_scores
+    n_base, n_all = len(base.chunk_ids), len(base.chunk_ids) + len(delta.chunk_ids)
+    avg_len = base.avg_len or float(delta.lengths.mean())
+    norm = k1 * (1 - b + b * delta.lengths / avg_len)
+    for term in terms:
+        term_id = vocabulary.get(term)
+        df_base = int(base.doc_freq[term_id]) if term_id is not None else 0
+        rows, counts = delta.postings.get(term, (None, None))
+        df = df_base + (len(rows) if rows is not None else 0)
+        if df == 0:
+            continue
+        idf = _idf(df, n_all)
+        if df_base:
+            base_scores += (idf / _idf(df_base, n_base)) * base.retriever.get_scores([term])  # type: ignore[union-attr]
+        if rows is not None and counts is not None:
+            delta_scores[rows] += idf * counts / (norm[rows] + counts)
+    return base_scores, delta_scores
+
+
+def _idf(df: int, n: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def _allowed(
+    keys: tuple[Key, ...], row_doc: np.ndarray, records: dict[Key, DocumentRecord], doc_filter: DocFilter
+) -> np.ndarray:
+    """Per row: does its document pass the filter (a version no longer committed never does)."""
+    per_doc = np.fromiter(
+        (key in records and doc_filter(records[key]) for key in keys), dtype=np.float64, count=len(keys)
+    )
+    return per_doc[row_doc] if len(row_doc) else np.zeros(0)
+
+
 _WORD = re.compile(r"\w+")
+
+
+def _chunk_terms(text: str, heading: str) -> list[str]:
+    return analyze(f"{heading}\n{text}" if heading else text)
 
 
 @lru_cache(maxsize=1)
