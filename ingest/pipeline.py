@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -105,13 +105,29 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class PlannedFile:
+    """A file to (re)ingest: what the plan found out about it before any parsing."""
+
     path: Path
     doc_id: str
     sha256: str
     size: int
     version: str
     record: DocumentRecord | None
+
+
+class WorkExecutor(Protocol):
+    """Runs the per-file work of a run elsewhere (ingest.distributed: on Ray workers)."""
+
+    def ingest(
+        self,
+        settings: Settings,
+        collection: str,
+        work: Sequence[PlannedFile],
+        options: LoadOptions,
+        report: IngestReport,
+        finish: Callable[[FileOutcome], None],
+    ) -> None: ...
 
 
 def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[FileOutcome], list[str], list[Path]]:
@@ -209,7 +225,9 @@ class Ingestor:
         on_plan: Callable[[int], None] | None = None,
         on_file: Callable[[FileOutcome], None] | None = None,
         on_page: PageProgress | None = None,
+        executor: WorkExecutor | None = None,
     ) -> IngestReport:
+        """Ingest files and folders; `executor`: where the per-file work runs (default: here)."""
         started = time.perf_counter()
         name = collection if collection is not None else self.settings.collection
         report = IngestReport(collection=name)
@@ -231,18 +249,14 @@ class Ingestor:
             report.recovered = recover(kb, lexical=lexical)
             for outcome in missing:
                 finish(outcome)
-            planned, work = self._plan(kb, files, finish)
+            work = self._plan(kb, files, finish)
             options = LoadOptions(
                 pdf_password=password, ocr=self.settings.ingest.ocr, ocr_max_pages=self.settings.ingest.ocr_max_pages
             )
-            for path, parsed in parse_all(
-                [p.path for p in work],
-                options=options,
-                workers=self._parse_workers(work),
-                limits=self._limits(),
-                on_page=on_page,
-            ):
-                finish(self._ingest_one(kb, lexical, planned[path], parsed, report))
+            if executor is None:
+                self.ingest_work(kb, lexical, work, options, report, finish, on_page=on_page)
+            else:
+                executor.ingest(self.settings, kb.name, work, options, report, finish)
             if prune:
                 # Every file found counts as present, also one that failed this time: prune only what is gone.
                 for record in self._prunable(kb, roots, {document_id(path) for path in files}):
@@ -252,7 +266,25 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _parse_workers(self, work: list[_Planned]) -> int:
+    def ingest_work(
+        self,
+        kb: KnowledgeBase,
+        lexical: LexicalIndex,
+        work: Sequence[PlannedFile],
+        options: LoadOptions,
+        report: IngestReport,
+        finish: Callable[[FileOutcome], None],
+        *,
+        on_page: PageProgress | None = None,
+    ) -> None:
+        """Parse (in the fenced worker, one file ahead), chunk, embed and commit planned files."""
+        planned = {item.path: item for item in work}
+        for path, parsed in parse_all(
+            list(planned), options=options, workers=self._parse_workers(work), limits=self._limits(), on_page=on_page
+        ):
+            finish(self._ingest_one(kb, lexical, planned[path], parsed, report))
+
+    def _parse_workers(self, work: Sequence[PlannedFile]) -> int:
         """A worker overlaps parsing with embedding and fences off the parser; for a lone text-like
         file (its size already capped, its parse linear) it would only add its start-up."""
         fenced = any(fmt.compressed for item in work if (fmt := format_of(item.path)) is not None)
@@ -276,13 +308,10 @@ class Ingestor:
     def _limits(self) -> ParseLimits:
         return ParseLimits(self.settings.ingest.parse_timeout_s, self.settings.ingest.parse_memory_mb)
 
-    def _plan(
-        self, kb: KnowledgeBase, files: list[Path], finish: Callable[[FileOutcome], None]
-    ) -> tuple[dict[Path, _Planned], list[_Planned]]:
+    def _plan(self, kb: KnowledgeBase, files: list[Path], finish: Callable[[FileOutcome], None]) -> list[PlannedFile]:
         """Hash every file; unchanged ones are reported at once, the rest returned as work."""
         key = self._chunking_key()
-        planned: dict[Path, _Planned] = {}
-        work: list[_Planned] = []
+        work: list[PlannedFile] = []
         limit = self.settings.ingest.max_file_mb * 2**20
         for path in files:
             doc_id = document_id(path)
@@ -297,21 +326,20 @@ class Ingestor:
             except OSError as exc:
                 finish(FileOutcome(str(path), "failed", f"cannot read: {exc.strerror or exc}", doc_id))
                 continue
-            item = _Planned(path, doc_id, sha, size, content_version(sha, chunking_key=key), kb.document(doc_id))
-            planned[path] = item
+            item = PlannedFile(path, doc_id, sha, size, content_version(sha, chunking_key=key), kb.document(doc_id))
             if item.record is not None and item.record.version == item.version:
                 finish(FileOutcome(str(path), "unchanged", doc_id=doc_id, chunks=item.record.chunks))
             else:
                 work.append(item)
         # Smallest first: the model starts on the first file sooner while the parser runs ahead.
         work.sort(key=lambda item: item.size)
-        return planned, work
+        return work
 
     def _ingest_one(
         self,
         kb: KnowledgeBase,
         lexical: LexicalIndex,
-        item: _Planned,
+        item: PlannedFile,
         parsed: LoadedDocument | LoadError,
         report: IngestReport,
     ) -> FileOutcome:

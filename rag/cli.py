@@ -108,15 +108,32 @@ def ingest(
     password: Annotated[
         str | None, typer.Option("--password", help="Password for encrypted PDFs.", envvar="RAG_PDF_PASSWORD")
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Parse, chunk and embed on the Ray cluster at ADDRESS (host:port, or 'auto'); needs "
+            "chroma.url and the 'distributed' extra.",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option("--ray-workers", min=1, help="Ray workers to use (default: one per CPU).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest files and folders (every supported file type; others found in folders are listed as ignored).
     Unchanged files are skipped."""
     from ingest import Ingestor
-    from ingest.pipeline import FileOutcome
+    from ingest.pipeline import FileOutcome, WorkExecutor
 
     with _errors():
         settings = _settings()
+        executor: WorkExecutor | None = None
+        if ray_address is not None:
+            from ingest.distributed import RayExecutor
+
+            executor = RayExecutor(ray_address, workers=ray_workers)
         ingestor = Ingestor(settings)
         ingestor.warm_up()
         _warn_if_slow(ingestor.embedder)
@@ -143,6 +160,7 @@ def ingest(
                 on_plan=on_plan,
                 on_file=on_file,
                 on_page=on_page,
+                executor=executor,
             )
     if as_json:
         _emit_json(report.to_dict())

@@ -17,6 +17,7 @@ from rag.lexical.analyzer import analyze
 from rag.lexical.index import LexicalIndex, LexicalIndexes
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import document_filter, fuse, rrf, weighted
+from rag.store import VectorStore
 from rag.types import DocumentRecord, Passage
 
 from .support.documents import FAQ, RUNBOOK
@@ -141,6 +142,68 @@ class TestLifecycle:
         ingestor.run([kb_files / "runbook.md"])  # any later run recovers the document and drops the file
         assert not orphan.exists()
         assert len(bm25_files(index)) == 1
+
+
+class TestAtScale:
+    def test_an_unchanged_index_reads_one_record_a_query_and_a_change_only_the_records_written(
+        self, tmp_path: Path, kb_files: Path, minilm, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        Ingestor(settings, embedder=minilm).run([kb_files])
+        kb = VectorStore(settings).open("default")
+        index = LexicalIndexes(settings).get(kb)
+        assert index.search("error 809 L2TP", 3)  # the first search reads the whole manifest
+        reads = {"whole manifest": 0, "records written since": 0}
+        whole, since = kb.documents, kb.manifest_changes
+
+        def read_whole(**kwargs: bool) -> list[DocumentRecord]:
+            reads["whole manifest"] += 1
+            return whole(**kwargs)
+
+        def read_since(since_ns: int) -> tuple[list[DocumentRecord], int]:
+            reads["records written since"] += 1
+            return since(since_ns)
+
+        monkeypatch.setattr(kb, "documents", read_whole)
+        monkeypatch.setattr(kb, "manifest_changes", read_since)
+        for _ in range(20):
+            assert index.search("error 809 L2TP", 3)
+        assert reads == {"whole manifest": 0, "records written since": 0}
+        # Another writer (its own store handle) adds a document: one read of what it wrote.
+        (kb_files / "badges.md").write_text("# Badges\n\nLost badges are replaced by the front desk within a day.\n")
+        Ingestor(settings, embedder=minilm).run([kb_files / "badges.md"])
+        assert kb.passages(index.search("lost badges", 3))[0].file_name == "badges.md"
+        assert reads == {"whole manifest": 0, "records written since": 1}
+
+    def test_a_large_index_serves_new_versions_beside_its_matrix_until_the_rebuild(
+        self, tmp_path: Path, kb_files: Path, minilm
+    ) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        ingestor = Ingestor(settings, embedder=minilm)
+        ingestor.run([kb_files])
+        kb = ingestor.store.open("default")
+        folder = settings.data_dir / "bm25" / "default"
+        # As a large index does (without a thread, so the test sees the state between).
+        index = LexicalIndex(kb, folder, sync_rebuild_chunks=0, rebuild_in_background=False)
+        assert index.search("seat discount", 3)
+        (kb_files / "faq.txt").write_text("The enterprise tier is priced per cluster, not per seat.")
+        (kb_files / "badges.md").write_text("# Badges\n\nLost badges are replaced by the front desk within a day.\n")
+        ingestor.run([kb_files])
+
+        served = index.search("enterprise cluster lost badges", 10)
+        assert index.needs_rebuild
+        assert index.search("discount", 3) == []  # the replaced version's rows are hidden at once
+        # The same ranking as an index built whole over the same documents; scores close (the
+        # replaced rows still count in the statistics until the rebuild).
+        whole = LexicalIndex(kb, folder).search("enterprise cluster lost badges", 10)
+        assert [chunk for chunk, _ in served] == [chunk for chunk, _ in whole]
+        assert [score for _, score in served] == pytest.approx([score for _, score in whole], rel=0.1)
+
+        index.rebuild()
+        assert not index.needs_rebuild
+        rebuilt = index.search("enterprise cluster lost badges", 10)
+        assert [chunk for chunk, _ in rebuilt] == [chunk for chunk, _ in whole]
+        assert [score for _, score in rebuilt] == pytest.approx([score for _, score in whole], rel=1e-6)
 
 
 class TestHybridRecall:

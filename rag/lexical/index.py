@@ -141,12 +141,14 @@ class LexicalIndex:
         k1: float = 1.5,
         b: float = 0.75,
         sync_rebuild_chunks: int = SYNC_REBUILD_CHUNKS,
+        rebuild_in_background: bool = True,
     ) -> None:
         self.kb = kb
         self.folder = folder
         self.k1 = k1
         self.b = b
         self.sync_rebuild_chunks = sync_rebuild_chunks
+        self.rebuild_in_background = rebuild_in_background  # False: the delta stays until rebuild()
         self._lock = threading.Lock()  # one refresh at a time; searches read `_state` without it
         base = _empty_base()
         self._state = _State(_ManifestView(None, {}, 0, 0), {}, base, self._delta([]), np.zeros(0, dtype=bool))
@@ -177,7 +179,8 @@ class LexicalIndex:
                     self._state = self._combine(self._build(list(records.values())), manifest)
                 else:
                     self._state = self._combine(state.base, manifest)
-                    self._rebuild_in_background()
+                    if self.rebuild_in_background:
+                        self._start_rebuild()
             else:
                 self._state = replace(state, manifest=manifest)
             if prune:
@@ -196,6 +199,11 @@ class LexicalIndex:
         known = {record.doc_id: record for record in self.kb.documents()}
         return _ManifestView(generation, known, now, now)
 
+    @property
+    def needs_rebuild(self) -> bool:
+        """Whether searches are served partly from a delta or skip rows of replaced versions."""
+        return self._state.stale
+
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild to finish; True when none is running any more."""
         rebuilder = self._rebuilder
@@ -204,24 +212,28 @@ class LexicalIndex:
             return not rebuilder.is_alive()
         return True
 
-    def _rebuild_in_background(self) -> None:
+    def _start_rebuild(self) -> None:
         if self._rebuilder is not None and self._rebuilder.is_alive():
             return  # it rebuilds again when it finds the state stale on finishing
-        self._rebuilder = threading.Thread(target=self._rebuild, name=f"bm25-rebuild-{self.kb.name}", daemon=True)
+        self._rebuilder = threading.Thread(target=self._rebuild_logged, name=f"bm25-{self.kb.name}", daemon=True)
         self._rebuilder.start()
 
-    def _rebuild(self) -> None:
+    def _rebuild_logged(self) -> None:
         try:
-            while (state := self._state).stale:
-                started = time.perf_counter()
-                base = self._build(list(state.records.values()))
-                with self._lock:
-                    self._state = self._combine(base, self._state.manifest)
-                seconds = time.perf_counter() - started
-                log.info("BM25 index of %r rebuilt in the background in %.1f s", self.kb.name, seconds)
+            self.rebuild()
         except Exception:
             # The delta keeps serving; the next change starts another attempt.
             log.exception("background rebuild of the BM25 index of %r failed", self.kb.name)
+
+    def rebuild(self) -> None:
+        """Build one matrix over every committed version and swap it in (no more delta or hidden
+        rows), again while versions were committed meanwhile."""
+        while (state := self._state).stale:
+            started = time.perf_counter()
+            base = self._build(list(state.records.values()))
+            with self._lock:
+                self._state = self._combine(base, self._state.manifest)
+            log.info("BM25 index of %r rebuilt in %.1f s", self.kb.name, time.perf_counter() - started)
 
     def _combine(self, base: _Base, manifest: _ManifestView) -> _State:
         """The state serving the manifest's committed versions from `base`: versions it lacks go
