@@ -419,7 +419,9 @@ class Ingestor:
         return out
 
     def _lock(self, collection: str) -> Any:
-        """One writer per knowledge base in embedded mode (a Chroma server serialises for us)."""
+        """One writer per knowledge base in embedded mode. A Chroma server's writers may be on other
+        machines, out of a file lock's reach: there one run per collection at a time is the rule
+        (docs/deploy.md), a second run's recovery would repair the first's writes in flight."""
         if self.settings.chroma.url:
             return _NullLock()
         lock_dir = self.settings.data_dir / "locks"

@@ -366,16 +366,20 @@ class LexicalIndex:
         if not terms or k <= 0 or not state.records:
             return []
         base_scores, delta_scores = _scores(state, terms, self.k1, self.b)
-        base_scores[state.hidden] = 0.0
+        if state.hidden.any():
+            base_scores[state.hidden] = 0.0
         if doc_filter is not None:
             base_scores *= _allowed(state.base.keys, state.base.row_doc, state.records, doc_filter)
             delta_scores *= _allowed(state.delta.keys, state.delta.row_doc, state.records, doc_filter)
-        scores = np.concatenate([base_scores, delta_scores])
-        k = min(k, int(np.count_nonzero(scores > 0)))
+        scores = np.concatenate([base_scores, delta_scores]) if len(delta_scores) else base_scores
+        # Only the chunks sharing a term compete: a query's few thousand, not the collection's million.
+        matched = np.flatnonzero(scores > 0)
+        k = min(k, len(matched))
         if k == 0:
             return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]  # by score, ties in index order: deterministic
+        matched_scores = scores[matched]
+        top = np.argpartition(-matched_scores, k - 1)[:k]
+        top = matched[top[np.lexsort((matched[top], -matched_scores[top]))]]  # by score, ties in row order
         split = len(base_scores)
         chunk_id = lambda i: state.base.chunk_ids[i] if i < split else state.delta.chunk_ids[i - split]  # noqa: E731
         return [(chunk_id(int(i)), float(scores[i])) for i in top]
@@ -418,8 +422,9 @@ def _scores(state: _State, terms: list[str], k1: float, b: float) -> tuple[np.nd
     delta_scores = np.zeros(len(delta.chunk_ids), dtype=np.float64)
     vocabulary = base.vocabulary
     if not delta.keys:
-        if base.retriever is not None and any(t in vocabulary for t in terms):
-            base_scores += base.retriever.get_scores([t for t in terms if t in vocabulary])
+        known = [t for t in terms if t in vocabulary]
+        if base.retriever is not None and known:
+            base_scores = np.asarray(base.retriever.get_scores(known), dtype=np.float64)
         return base_scores, delta_scores
     n_base, n_all = len(base.chunk_ids), len(base.chunk_ids) + len(delta.chunk_ids)
     avg_len = base.avg_len or float(delta.lengths.mean())
