@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest.distributed import RayExecutor
+from ingest.loaders import LoadOptions
+from ingest.pipeline import IngestReport, PlannedFile
+from rag.errors import ConfigError
 from rag.lexical.index import LexicalIndexes
 from rag.store import VectorStore
 
@@ -22,16 +26,13 @@ from .support.processes import free_port, run_cli
 from .support.profiles import offline_env, offline_settings
 from .support.store_state import assert_same_chunks, chunk_state
 
-pytest.importorskip("ray", reason="Ray is not installed (the 'distributed' extra)")
-
-pytestmark = pytest.mark.slow
-
 WORKER_TITLE = "ray::IngestWorker.ingest"  # what Ray names an actor's process while a method runs
 
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """`ray start --head` on 127.0.0.1 with 2 CPUs (two ingest workers), stopped afterwards."""
+    pytest.importorskip("ray", reason="Ray is not installed (the 'distributed' extra)")
     ray = Path(sys.executable).with_name("ray")
     port = free_port()
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay short
@@ -74,6 +75,7 @@ def worker_processes() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_and_the_rerun_equal_a_clean_run(
     ray_cluster: str, chroma_server: str, documents: Path, tmp_path: Path
 ) -> None:
@@ -119,7 +121,16 @@ def test_a_worker_killed_mid_run_and_the_rerun_equal_a_clean_run(
     assert hits and hits[0].file_name == "SP800-40r3.pdf"
 
 
+@pytest.mark.slow
 def test_ray_needs_a_chroma_server(ray_cluster: str, documents: Path, tmp_path: Path) -> None:
     result = run_cli("ingest", "--ray", ray_cluster, str(documents), env=offline_env(tmp_path / "data"))
     assert result.returncode == 2, result.stderr
     assert "needs a Chroma server (chroma.url)" in result.stderr
+
+
+def test_without_ray_the_error_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an installation without the extra has
+    settings = offline_settings(tmp_path / "data", RAG_CHROMA__URL="http://127.0.0.1:9")
+    item = PlannedFile(tmp_path / "a.txt", "0" * 16, "", 1, "1" * 16, None)
+    with pytest.raises(ConfigError, match=r"pip install 'rag-kb\[distributed\]'"):
+        RayExecutor("127.0.0.1:6379").ingest(settings, "default", [item], LoadOptions(), IngestReport("default"), print)

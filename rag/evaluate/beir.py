@@ -99,9 +99,11 @@ def build_collection(
     kb.put_document(replace(record, pending_version=version))
     started = time.perf_counter()
     kb.upsert_chunks(chunks, vectors)
+    lexical = pipeline.lexical.get(kb)
+    lexical.write_terms(CORPUS_DOC_ID, version, chunks)
     kb.put_document(replace(record, version=version))
     log.info("wrote %d vectors in %.1fs", len(chunks), time.perf_counter() - started)
-    pipeline.lexical.get(kb).refresh(prune=True)
+    lexical.prune_terms()
     return kb, False
 
 

@@ -155,7 +155,7 @@ class LexicalIndex:
         self._rebuilder: threading.Thread | None = None
 
     # -- keeping in step with Chroma ----------------------------------------------------------
-    def refresh(self, *, prune: bool = False) -> bool:
+    def refresh(self) -> bool:
         """Bring the index in line with the committed documents; True when it changed.
 
         One manifest record (its change token) is read when nothing changed, whatever the size of
@@ -164,13 +164,13 @@ class LexicalIndex:
         beside the old matrix while a new one is built in the background."""
         now = time.time_ns()
         generation = self.kb.generation()
-        if generation and generation == self._state.manifest.generation and not prune:
+        if generation and generation == self._state.manifest.generation:
             return False
         with self._lock:
             state = self._state
-            if generation and generation == state.manifest.generation and not prune:
+            if generation and generation == state.manifest.generation:
                 return False  # another thread refreshed meanwhile
-            manifest = self._read_manifest(state.manifest, generation, now, whole=prune)
+            manifest = self._read_manifest(state.manifest, generation, now)
             records = manifest.committed
             changed = records.keys() != state.records.keys()
             if changed:
@@ -183,15 +183,13 @@ class LexicalIndex:
                         self._start_rebuild()
             else:
                 self._state = replace(state, manifest=manifest)
-            if prune:
-                self._prune(records.keys())
         return changed
 
-    def _read_manifest(self, seen: _ManifestView, generation: str, now: int, *, whole: bool) -> _ManifestView:
+    def _read_manifest(self, seen: _ManifestView, generation: str, now: int) -> _ManifestView:
         """The manifest as it is now: the records written since the last read (less a margin for
-        writers' clocks), or all of them on a first read, every WHOLE_READ_NS, when asked, and when
-        the count says a record was removed meanwhile."""
-        if not whole and seen.generation is not None and now - seen.full_read_ns < WHOLE_READ_NS:
+        writers' clocks), or all of them on a first read, every WHOLE_READ_NS, and when the count
+        says a record was removed meanwhile."""
+        if seen.generation is not None and now - seen.full_read_ns < WHOLE_READ_NS:
             changed, total = self.kb.manifest_changes(seen.read_ns - CLOCK_MARGIN_NS)
             known = seen.known | {record.doc_id: record for record in changed}
             if len(known) == total:
