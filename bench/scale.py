@@ -1,7 +1,7 @@
 """Scale: recall latency, per-query overhead, memory, freshness and cold start, from 10k to 1M chunks.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/scale.py [--sizes 10000 100000 1000000] [--queries 200]
-        [--work /tmp/rag-scale] [--out bench/out/scale.json]
+        [--work /tmp/rag-scale] [--resume] [--out bench/out/scale.json]
 
 The layout is the multi-worker one: a real `chroma run` on 127.0.0.1 holding one collection, grown
 in place from one size to the next. Documents of 10 chunks, four in five English and one in five
@@ -253,6 +253,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "rag-scale"))
     parser.add_argument("--out", default=str(PROJECT / "bench" / "out" / "scale.json"))
+    parser.add_argument("--resume", action="store_true", help="measure on (and grow) the collection in --work")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--chroma-url", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -261,9 +262,9 @@ def main() -> int:
         worker(args)
         return 0
     work = Path(args.work)
-    if work.exists():
-        raise SystemExit(f"{work} exists: remove it or give another --work")
-    work.mkdir(parents=True)
+    if work.exists() and not args.resume:
+        raise SystemExit(f"{work} exists: remove it, give another --work, or --resume to grow it further")
+    work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     results = []
@@ -275,7 +276,7 @@ def main() -> int:
         kb = store.open(COLLECTION, embedding_model=embedder.model_name, dimension=embedder.dimension, create=True)
         index = LexicalIndexes(settings).get(kb)
         vocab = Vocabulary(seed=1)
-        docs = 0
+        docs = sum(1 for record in kb.documents() if record.source.startswith("/synthetic/"))
         for size in sorted(args.sizes):
             started = time.perf_counter()
             target = size // CHUNKS_PER_DOC

@@ -365,10 +365,11 @@ class KnowledgeBase:
         Chunks of a version the manifest does not name (a write in flight, or left by a killed
         run) are dropped, and the search widened so that k visible hits come back when they exist.
         """
-        total = self.count()
-        if total == 0 or k <= 0:
+        if k <= 0:
             return []
-        want, retries = min(k, total), 0
+        # No count() first: Chroma answers an over-long n_results with what it has, and counting a
+        # collection costs more than the search itself at a million chunks.
+        want, retries = k, 0
         while True:
             got = self._call(
                 self._chunks.query,
@@ -387,8 +388,8 @@ class KnowledgeBase:
             if exhausted and retries < _SWITCH_RETRIES and _switched_meanwhile(metas, keep, committed):
                 retries += 1  # a document's new version was committed between the query and now
                 continue
-            # Fewer than asked: Chroma has nothing more. Not the count read above: a write that
-            # landed since would stop the widening short and hide most of a just-committed document.
+            # Fewer than asked: Chroma has nothing more (a count read before the query could be out
+            # of date: a write landing since would stop the widening short).
             if len(keep) >= k or exhausted:
                 break
             want += 2 * (len(ids) - len(keep)) + k

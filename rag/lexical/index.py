@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,10 @@ class _Base:
     retriever: Any | None  # bm25s.BM25, None when empty
     doc_freq: np.ndarray  # per bm25s term id: chunks holding the term
     avg_len: float
+
+    @cached_property
+    def key_set(self) -> frozenset[Key]:
+        return frozenset(self.keys)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -174,7 +178,8 @@ class LexicalIndex:
             records = manifest.committed
             changed = records.keys() != state.records.keys()
             if changed:
-                size = len(state.base.chunk_ids) + sum(r.chunks for k, r in records.items() if k not in state.base.keys)
+                in_base = state.base.key_set
+                size = len(state.base.chunk_ids) + sum(r.chunks for key, r in records.items() if key not in in_base)
                 if state.manifest.generation is None or size <= self.sync_rebuild_chunks:
                     self._state = self._combine(self._build(list(records.values())), manifest)
                 else:
@@ -237,7 +242,7 @@ class LexicalIndex:
         """The state serving the manifest's committed versions from `base`: versions it lacks go
         into a delta, rows of versions no longer committed are hidden."""
         records = manifest.committed
-        in_base = set(base.keys)
+        in_base = base.key_set
         hidden_docs = np.fromiter((key not in records for key in base.keys), dtype=bool, count=len(base.keys))
         hidden = hidden_docs[base.row_doc] if len(base.row_doc) else np.zeros(0, dtype=bool)
         delta = self._delta([r for key, r in records.items() if key not in in_base])
