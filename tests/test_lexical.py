@@ -205,6 +205,23 @@ class TestAtScale:
         assert [chunk for chunk, _ in rebuilt] == [chunk for chunk, _ in whole]
         assert [score for _, score in rebuilt] == pytest.approx([score for _, score in whole], rel=1e-6)
 
+    def test_a_large_index_reads_the_whole_manifest_after_a_deletion_in_the_background(
+        self, tmp_path: Path, kb_files: Path, minilm
+    ) -> None:
+        settings = offline_settings(tmp_path / "ix")
+        Ingestor(settings, embedder=minilm).run([kb_files])
+        kb = VectorStore(settings).open("default")
+        folder = settings.data_dir / "bm25" / "default"
+        index = LexicalIndex(kb, folder, sync_rebuild_chunks=0)
+        assert kb.passages(index.search("error 809 L2TP", 3))[0].file_name == "runbook.md"
+        [record] = [r for r in kb.documents() if r.source.endswith("runbook.md")]
+        delete_document(kb, record)
+        assert all(p.file_name != "runbook.md" for p in kb.passages(index.search("error 809 L2TP", 3)))
+        assert index.wait_for_rebuild(120)
+        assert not index.needs_rebuild
+        # Now as an index built whole over what is left.
+        assert index.search("error 809 L2TP seat", 5) == LexicalIndex(kb, folder).search("error 809 L2TP seat", 5)
+
 
 class TestHybridRecall:
     def test_modes_per_request_and_filters(self, tmp_path: Path, kb_files: Path, minilm) -> None:

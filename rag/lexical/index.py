@@ -112,6 +112,7 @@ class _ManifestView:
     known: dict[str, DocumentRecord]  # every record by document id, committed or not
     read_ns: int  # when (before the token was read)
     full_read_ns: int  # when it was last read whole
+    complete: bool = True  # False: a record went meanwhile, or it is time: a whole read is due
 
     @property
     def committed(self) -> dict[Key, DocumentRecord]:
@@ -153,11 +154,12 @@ class LexicalIndex:
         self.k1 = k1
         self.b = b
         self.sync_rebuild_chunks = sync_rebuild_chunks
-        self.rebuild_in_background = rebuild_in_background  # False: the delta stays until rebuild()
+        # False: the delta stays until rebuild() and a due whole read until a small index's refresh.
+        self.rebuild_in_background = rebuild_in_background
         self._lock = threading.Lock()  # one refresh at a time; searches read `_state` without it
         base = _empty_base()
         self._state = _State(_ManifestView(None, {}, 0, 0), {}, base, self._delta([]), np.zeros(0, dtype=bool))
-        self._rebuilder: threading.Thread | None = None
+        self._maintainer: threading.Thread | None = None  # the background reads and rebuilds
 
     # -- keeping in step with Chroma ----------------------------------------------------------
     def refresh(self) -> bool:
@@ -175,7 +177,7 @@ class LexicalIndex:
             state = self._state
             if generation and generation == state.manifest.generation:
                 return False  # another thread refreshed meanwhile
-            manifest = self._read_manifest(state.manifest, generation, now)
+            manifest = self._read_manifest(state, generation, now)
             records = manifest.committed
             changed = records.keys() != state.records.keys()
             if changed:
@@ -185,23 +187,33 @@ class LexicalIndex:
                     self._state = self._combine(self._build(list(records.values())), manifest)
                 else:
                     self._state = self._combine(state.base, manifest)
-                    if self.rebuild_in_background:
-                        self._start_rebuild()
             else:
                 self._state = replace(state, manifest=manifest)
+            if self.rebuild_in_background and (self._state.stale or not manifest.complete):
+                self._start_maintenance()
         return changed
 
-    def _read_manifest(self, seen: _ManifestView, generation: str, now: int) -> _ManifestView:
-        """The manifest as it is now: the records written since the last read (less a margin for
-        writers' clocks), or all of them on a first read, every WHOLE_READ_NS, and when the count
-        says a record was removed meanwhile."""
-        if seen.generation is not None and now - seen.full_read_ns < WHOLE_READ_NS:
+    def _read_manifest(self, state: _State, generation: str, now: int) -> _ManifestView:
+        """The manifest as it is now: on a first read all of it; later the records written since
+        the last read (less a margin for writers' clocks). When the count says a record went
+        meanwhile (a deletion), or every WHOLE_READ_NS, the whole manifest is due: read here for a
+        small index, in the background for a large one. Until then a deleted document's rows may
+        take places in the top k, never a place in an answer: its chunks are gone from Chroma,
+        and hits are read from there."""
+        seen = state.manifest
+        if seen.generation is not None:
             changed, total = self.kb.manifest_changes(seen.read_ns - CLOCK_MARGIN_NS)
             known = seen.known | {record.doc_id: record for record in changed}
-            if len(known) == total:
-                return _ManifestView(generation, known, now, seen.full_read_ns)
-        known = {record.doc_id: record for record in self.kb.documents()}
-        return _ManifestView(generation, known, now, now)
+            complete = len(known) == total and now - seen.full_read_ns < WHOLE_READ_NS
+            if complete or not self._small(state):
+                return _ManifestView(generation, known, now, seen.full_read_ns, complete)
+        return self._whole_manifest(generation, now)
+
+    def _whole_manifest(self, generation: str, now: int) -> _ManifestView:
+        return _ManifestView(generation, {record.doc_id: record for record in self.kb.documents()}, now, now)
+
+    def _small(self, state: _State) -> bool:
+        return len(state.base.chunk_ids) + len(state.delta.chunk_ids) <= self.sync_rebuild_chunks
 
     @property
     def needs_rebuild(self) -> bool:
@@ -209,35 +221,59 @@ class LexicalIndex:
         return self._state.stale
 
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
-        """Wait for a background rebuild to finish; True when none is running any more."""
-        rebuilder = self._rebuilder
-        if rebuilder is not None:
-            rebuilder.join(timeout)
-            return not rebuilder.is_alive()
+        """Wait for the background work (a whole manifest read, a rebuild) to finish; True when
+        none is running any more."""
+        maintainer = self._maintainer
+        if maintainer is not None:
+            maintainer.join(timeout)
+            return not maintainer.is_alive()
         return True
 
-    def _start_rebuild(self) -> None:
-        if self._rebuilder is not None and self._rebuilder.is_alive():
-            return  # it rebuilds again when it finds the state stale on finishing
-        self._rebuilder = threading.Thread(target=self._rebuild_logged, name=f"bm25-{self.kb.name}", daemon=True)
-        self._rebuilder.start()
+    def _start_maintenance(self) -> None:
+        """Start the background thread unless it runs (called under the lock, where it decides to
+        stop: no change is left without one)."""
+        if self._maintainer is None:
+            self._maintainer = threading.Thread(target=self._maintain, name=f"bm25-{self.kb.name}", daemon=True)
+            self._maintainer.start()
 
-    def _rebuild_logged(self) -> None:
+    def _maintain(self) -> None:
         try:
-            self.rebuild()
+            while True:
+                with self._lock:
+                    state = self._state
+                    if state.manifest.complete and not state.stale:
+                        self._maintainer = None
+                        return
+                if not state.manifest.complete:
+                    self._read_whole_manifest()
+                else:
+                    self._rebuild_once(state)
         except Exception:
             # The delta keeps serving; the next change starts another attempt.
-            log.exception("background rebuild of the BM25 index of %r failed", self.kb.name)
+            log.exception("background upkeep of the BM25 index of %r failed", self.kb.name)
+            with self._lock:
+                self._maintainer = None
+
+    def _read_whole_manifest(self) -> None:
+        now = time.time_ns()
+        manifest = self._whole_manifest(self.kb.generation(), now)
+        with self._lock:
+            # A refresh meanwhile may have read newer records: the next one reads them again, its
+            # token being older than theirs, before any search uses this state.
+            self._state = self._combine(self._state.base, manifest)
 
     def rebuild(self) -> None:
         """Build one matrix over every committed version and swap it in (no more delta or hidden
         rows), again while versions were committed meanwhile."""
         while (state := self._state).stale:
-            started = time.perf_counter()
-            base = self._build(list(state.records.values()))
-            with self._lock:
-                self._state = self._combine(base, self._state.manifest)
-            log.info("BM25 index of %r rebuilt in %.1f s", self.kb.name, time.perf_counter() - started)
+            self._rebuild_once(state)
+
+    def _rebuild_once(self, state: _State) -> None:
+        started = time.perf_counter()
+        base = self._build(list(state.records.values()))
+        with self._lock:
+            self._state = self._combine(base, self._state.manifest)
+        log.info("BM25 index of %r rebuilt in %.1f s", self.kb.name, time.perf_counter() - started)
 
     def _combine(self, base: _Base, manifest: _ManifestView) -> _State:
         """The state serving the manifest's committed versions from `base`: versions it lacks go
