@@ -62,8 +62,6 @@ class Vocabulary:
         import wordninja
 
         words_file = Path(wordninja.__file__).with_name("wordninja") / "wordninja_words.txt.gz"
-        if not words_file.is_file():
-            words_file = Path(wordninja.__file__).parent / "wordninja" / "wordninja_words.txt.gz"
         with gzip.open(words_file, "rt", encoding="utf-8") as handle:
             self.english = np.array([w.strip() for w in handle][:60_000])
         ranks = np.arange(1, len(self.english) + 1, dtype=np.float64)

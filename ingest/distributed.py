@@ -75,6 +75,7 @@ class RayExecutor:
         report: IngestReport,
         finish: Callable[[FileOutcome], None],
     ) -> None:
+        """Hand out batches to one actor per slot as each becomes free; report each batch's files."""
         if not work:
             return
         if not settings.chroma.url:
@@ -82,50 +83,44 @@ class RayExecutor:
                 "ingesting on Ray needs a Chroma server (chroma.url): workers on other machines "
                 "cannot write an embedded store"
             )
-        ray = _ray()
-        # Ray prints its cluster's news ("a worker died ...") on the driver's stdout, which is the
-        # report's (`rag ingest --json`): it goes to stderr instead.
-        with contextlib.redirect_stdout(sys.stderr):
-            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
-            try:
-                self._run(ray, settings, collection, work, options, report, finish)
-            finally:
-                ray.shutdown()
+        with _connected(self.address) as ray:
+            slots = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            remote = ray.remote(num_cpus=1, max_restarts=RETRIES, max_task_retries=RETRIES)(IngestWorker)
+            idle = [remote.remote(settings, collection) for _ in range(min(slots, len(work)))]
+            queue = list(_batches(work, FILES_PER_TASK))
+            log.info("ingesting %d files in %d batches on %d Ray workers", len(work), len(queue), len(idle))
+            pending: dict[Any, tuple[Any, list[PlannedFile]]] = {}
+            while queue or pending:
+                while idle and queue:
+                    worker, batch = idle.pop(), queue.pop(0)
+                    pending[worker.ingest.remote(batch, options)] = (worker, batch)
+                [ready], _ = ray.wait(list(pending), num_returns=1)
+                worker, batch = pending.pop(ready)
+                idle.append(worker)
+                try:
+                    outcomes, embed_seconds, store_seconds = ray.get(ready)
+                except Exception as exc:  # out of retries (RayActorError, RayTaskError): the batch failed
+                    log.warning("a Ray batch of %d files failed: %s", len(batch), exc)
+                    reason = f"Ray worker failed: {str(exc).splitlines()[0][:200]}"
+                    outcomes, embed_seconds, store_seconds = [_failed(item, reason) for item in batch], 0.0, 0.0
+                report.embed_seconds += embed_seconds
+                report.store_seconds += store_seconds
+                for outcome in outcomes:
+                    finish(outcome)
 
-    def _run(
-        self,
-        ray: Any,
-        settings: Settings,
-        collection: str,
-        work: Sequence[PlannedFile],
-        options: LoadOptions,
-        report: IngestReport,
-        finish: Callable[[FileOutcome], None],
-    ) -> None:
-        """Hand out batches to one actor per slot as each becomes free; report each batch's files."""
-        slots = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        remote = ray.remote(num_cpus=1, max_restarts=RETRIES, max_task_retries=RETRIES)(IngestWorker)
-        idle = [remote.remote(settings, collection) for _ in range(min(slots, len(work)))]
-        queue = list(_batches(work, FILES_PER_TASK))
-        log.info("ingesting %d files in %d batches on %d Ray workers", len(work), len(queue), len(idle))
-        pending: dict[Any, tuple[Any, list[PlannedFile]]] = {}
-        while queue or pending:
-            while idle and queue:
-                worker, batch = idle.pop(), queue.pop(0)
-                pending[worker.ingest.remote(batch, options)] = (worker, batch)
-            [ready], _ = ray.wait(list(pending), num_returns=1)
-            worker, batch = pending.pop(ready)
-            idle.append(worker)
-            try:
-                outcomes, embed_seconds, store_seconds = ray.get(ready)
-            except Exception as exc:  # out of retries (RayActorError, RayTaskError): the batch failed
-                log.warning("a Ray batch of %d files failed: %s", len(batch), exc)
-                reason = f"Ray worker failed: {str(exc).splitlines()[0][:200]}"
-                outcomes, embed_seconds, store_seconds = [_failed(item, reason) for item in batch], 0.0, 0.0
-            report.embed_seconds += embed_seconds
-            report.store_seconds += store_seconds
-            for outcome in outcomes:
-                finish(outcome)
+
+@contextlib.contextmanager
+def _connected(address: str) -> Iterator[Any]:
+    """The `ray` module, connected to the cluster at `address` until the block ends."""
+    ray = _ray()
+    # Ray prints its cluster's news ("a worker died ...") on the driver's stdout, which is the
+    # report's (`rag ingest --json`): it goes to stderr instead.
+    with contextlib.redirect_stdout(sys.stderr):
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 def _failed(item: PlannedFile, reason: str) -> FileOutcome:

@@ -12,12 +12,12 @@ import pytest
 
 from ingest.manifest import delete_document
 from ingest.pipeline import Ingestor
-from rag.config import RecallSettings
+from rag.config import RecallSettings, Settings
 from rag.lexical.analyzer import analyze
 from rag.lexical.index import LexicalIndex, LexicalIndexes
 from rag.pipeline import RagPipeline, SearchOptions
 from rag.recall import document_filter, fuse, rrf, weighted
-from rag.store import VectorStore
+from rag.store import KnowledgeBase
 from rag.types import DocumentRecord, Passage
 
 from .support.documents import FAQ, RUNBOOK
@@ -85,14 +85,22 @@ def bm25_files(index: LexicalIndex) -> list[str]:
     return sorted(p.name for p in index.folder.glob("*.json"))
 
 
+def ingested(tmp_path: Path, path: Path, minilm) -> tuple[Settings, Ingestor, KnowledgeBase]:
+    """`path` ingested into a fresh index under tmp_path: its settings, the ingestor, the knowledge base."""
+    settings = offline_settings(tmp_path / "ix")
+    ingestor = Ingestor(settings, embedder=minilm)
+    ingestor.run([path])
+    return settings, ingestor, ingestor.store.open("default")
+
+
+BADGES = "# Badges\n\nLost badges are replaced by the front desk within a day.\n"
+
+
 class TestLifecycle:
     def test_ingest_replace_delete_and_a_process_that_never_saw_the_writes(
         self, tmp_path: Path, kb_files: Path, minilm
     ) -> None:
-        settings = offline_settings(tmp_path / "ix")
-        ingestor = Ingestor(settings, embedder=minilm)
-        ingestor.run([kb_files])
-        kb = ingestor.store.open("default")
+        settings, ingestor, kb = ingested(tmp_path, kb_files, minilm)
         index = LexicalIndexes(settings).get(kb)
         assert len(bm25_files(index)) == 3  # one term file per committed document version
 
@@ -127,10 +135,7 @@ class TestLifecycle:
     def test_a_stale_term_file_of_an_uncommitted_version_is_never_searched(
         self, tmp_path: Path, kb_files: Path, minilm
     ) -> None:
-        settings = offline_settings(tmp_path / "ix")
-        ingestor = Ingestor(settings, embedder=minilm)
-        ingestor.run([kb_files / "runbook.md"])
-        kb = ingestor.store.open("default")
+        settings, ingestor, kb = ingested(tmp_path, kb_files / "runbook.md", minilm)
         index = LexicalIndexes(settings).get(kb)
         [record] = kb.documents()
         # What a run killed between writing terms and committing would leave behind: the term file
@@ -148,9 +153,7 @@ class TestAtScale:
     def test_an_unchanged_index_reads_one_record_a_query_and_a_change_only_the_records_written(
         self, tmp_path: Path, kb_files: Path, minilm, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        settings = offline_settings(tmp_path / "ix")
-        Ingestor(settings, embedder=minilm).run([kb_files])
-        kb = VectorStore(settings).open("default")
+        settings, _, kb = ingested(tmp_path, kb_files, minilm)
         index = LexicalIndexes(settings).get(kb)
         assert index.search("error 809 L2TP", 3)  # the first search reads the whole manifest
         reads = {"whole manifest": 0, "records written since": 0}
@@ -170,7 +173,7 @@ class TestAtScale:
             assert index.search("error 809 L2TP", 3)
         assert reads == {"whole manifest": 0, "records written since": 0}
         # Another writer (its own store handle) adds a document: one read of what it wrote.
-        (kb_files / "badges.md").write_text("# Badges\n\nLost badges are replaced by the front desk within a day.\n")
+        (kb_files / "badges.md").write_text(BADGES)
         Ingestor(settings, embedder=minilm).run([kb_files / "badges.md"])
         assert kb.passages(index.search("lost badges", 3))[0].file_name == "badges.md"
         assert reads == {"whole manifest": 0, "records written since": 1}
@@ -178,16 +181,13 @@ class TestAtScale:
     def test_a_large_index_serves_new_versions_beside_its_matrix_until_the_rebuild(
         self, tmp_path: Path, kb_files: Path, minilm
     ) -> None:
-        settings = offline_settings(tmp_path / "ix")
-        ingestor = Ingestor(settings, embedder=minilm)
-        ingestor.run([kb_files])
-        kb = ingestor.store.open("default")
+        settings, ingestor, kb = ingested(tmp_path, kb_files, minilm)
         folder = settings.data_dir / "bm25" / "default"
         # As a large index does (without a thread, so the test sees the state between).
         index = LexicalIndex(kb, folder, sync_rebuild_chunks=0, rebuild_in_background=False)
         assert index.search("seat discount", 3)
         (kb_files / "faq.txt").write_text("The enterprise tier is priced per cluster, not per seat.")
-        (kb_files / "badges.md").write_text("# Badges\n\nLost badges are replaced by the front desk within a day.\n")
+        (kb_files / "badges.md").write_text(BADGES)
         ingestor.run([kb_files])
 
         served = index.search("enterprise cluster lost badges", 10)
@@ -208,9 +208,7 @@ class TestAtScale:
     def test_a_large_index_reads_the_whole_manifest_after_a_deletion_in_the_background(
         self, tmp_path: Path, kb_files: Path, minilm
     ) -> None:
-        settings = offline_settings(tmp_path / "ix")
-        Ingestor(settings, embedder=minilm).run([kb_files])
-        kb = VectorStore(settings).open("default")
+        settings, _, kb = ingested(tmp_path, kb_files, minilm)
         folder = settings.data_dir / "bm25" / "default"
         index = LexicalIndex(kb, folder, sync_rebuild_chunks=0)
         assert kb.passages(index.search("error 809 L2TP", 3))[0].file_name == "runbook.md"

@@ -114,7 +114,7 @@ class _ManifestView:
     full_read_ns: int  # when it was last read whole
     complete: bool = True  # False: a record went meanwhile, or it is time: a whole read is due
 
-    @property
+    @cached_property
     def committed(self) -> dict[Key, DocumentRecord]:
         return {(r.doc_id, r.version): r for r in self.known.values() if r.version}
 
@@ -124,10 +124,14 @@ class _State:
     """One immutable state of the index: swapped whole, so searches never see a half-built one."""
 
     manifest: _ManifestView
-    records: dict[Key, DocumentRecord]  # the committed versions
     base: _Base
     delta: _Delta
     hidden: np.ndarray  # per base row: its version is no longer committed
+
+    @property
+    def records(self) -> dict[Key, DocumentRecord]:
+        """The committed versions."""
+        return self.manifest.committed
 
     @property
     def stale(self) -> bool:
@@ -158,7 +162,7 @@ class LexicalIndex:
         self.rebuild_in_background = rebuild_in_background
         self._lock = threading.Lock()  # one refresh at a time; searches read `_state` without it
         base = _empty_base()
-        self._state = _State(_ManifestView(None, {}, 0, 0), {}, base, self._delta([]), np.zeros(0, dtype=bool))
+        self._state = _State(_ManifestView(None, {}, 0, 0), base, self._delta([]), np.zeros(0, dtype=bool))
         self._maintainer: threading.Thread | None = None  # the background reads and rebuilds
 
     # -- keeping in step with Chroma ----------------------------------------------------------
@@ -283,7 +287,7 @@ class LexicalIndex:
         hidden_docs = np.fromiter((key not in records for key in base.keys), dtype=bool, count=len(base.keys))
         hidden = hidden_docs[base.row_doc] if len(base.row_doc) else np.zeros(0, dtype=bool)
         delta = self._delta([r for key, r in records.items() if key not in in_base])
-        return _State(manifest, records, base, delta, hidden)
+        return _State(manifest, base, delta, hidden)
 
     def prune_terms(self) -> None:
         """Drop every term file of a version not committed: what deletions from a process without
@@ -460,14 +464,14 @@ def _scores(state: _State, terms: list[str], k1: float, b: float) -> tuple[np.nd
     exists, the base's terms are re-weighted to the document frequencies of base and delta
     together, so both are scored on one scale."""
     base, delta = state.base, state.delta
-    base_scores = np.zeros(len(base.chunk_ids), dtype=np.float64)
-    delta_scores = np.zeros(len(delta.chunk_ids), dtype=np.float64)
     vocabulary = base.vocabulary
     if not delta.keys:
         known = [t for t in terms if t in vocabulary]
         if base.retriever is not None and known:
-            base_scores = np.asarray(base.retriever.get_scores(known), dtype=np.float64)
-        return base_scores, delta_scores
+            return np.asarray(base.retriever.get_scores(known), dtype=np.float64), np.zeros(0)
+        return np.zeros(len(base.chunk_ids)), np.zeros(0)
+    base_scores = np.zeros(len(base.chunk_ids), dtype=np.float64)
+    delta_scores = np.zeros(len(delta.chunk_ids), dtype=np.float64)
     n_base, n_all = len(base.chunk_ids), len(base.chunk_ids) + len(delta.chunk_ids)
     avg_len = base.avg_len or float(delta.lengths.mean())
     norm = k1 * (1 - b + b * delta.lengths / avg_len)
