@@ -81,7 +81,8 @@ bench-memory: $(VENV)/.local-installed
 
 # OCR character accuracy on scans made from ../shared/corpus (~4 minutes), and what table finding costs a parse.
 bench-ocr: $(VENV)/.dev-installed
-	$(BIN)/python bench/ocr_accuracy.py
+	$(BIN)/python bench/ocr_accuracy.py --sample tuning
+	$(BIN)/python bench/ocr_accuracy.py --sample check
 	$(BIN)/python bench/pdf_parse.py
 
 # Recall latency, memory, cold start and freshness at 10k, 100k and 1M synthetic chunks on a Chroma

@@ -7,11 +7,12 @@ layer in the order they were drawn, often column by column, while OCR reads row 
 counts as errors; so pages holding a table (found by the loader's table finder) are also reported
 apart.
 
-    .venv/bin/python bench/ocr_accuracy.py [--pages-per-file 4] [--shared ../shared]
+    .venv/bin/python bench/ocr_accuracy.py [--sample tuning|check] [--pages-per-file 4] [--shared ../shared]
     .venv/bin/python bench/ocr_accuracy.py --summary-only    # the table again from the last run's JSON
 
 Needs the `ocr` extra (make test installs it). Pages are spread evenly over each file, its first
-page (a cover) left out.
+page (a cover) left out. The English post-processing (spaces put back, `ocr_spacing`) was tuned on
+the default sample's pages; `--sample check` measures pages it was not tuned on.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from rag.evaluate.metrics import character_accuracy  # noqa: E402
 from tests.support.scans import SCANNER_DPI, scanned_copy  # noqa: E402
 
 
-def sampled(count: int, wanted: int) -> list[int]:
-    """`wanted` page indexes spread over pages 1..count-1 (0-based; the cover left out)."""
+def sampled(count: int, wanted: int, sample: str = "tuning") -> list[int]:
+    """`wanted` page indexes spread over pages 1..count-1 (0-based; the cover left out): the tuning
+    sample's in the middle of each stretch, the check sample's a quarter into it, so that the two share
+    no page when a file has twice as many pages as are wanted."""
     pool = list(range(1, count)) or [0]
     step = max(1, len(pool) // wanted)
-    return pool[step // 2 :: step][:wanted]
+    return pool[(step // 2 if sample == "tuning" else step // 4) :: step][:wanted]
 
 
 def measure(path: Path, pages: list[int]) -> list[dict[str, object]]:
@@ -94,14 +97,14 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
-def measure_all(shared: Path, pages_per_file: int) -> dict[str, list[dict[str, object]]]:
+def measure_all(shared: Path, pages_per_file: int, sample: str) -> dict[str, list[dict[str, object]]]:
     if not ocr.available():
         sys.exit(f"OCR is not installed: {ocr.EXTRA_HINT}")
     rows: dict[str, list[dict[str, object]]] = {}
     for language in ("en", "zh"):
         rows[language] = []
         for path in sorted((shared / "corpus" / language).glob("*.pdf")):
-            rows[language] += measure(path, sampled(len(PdfReader(path).pages), pages_per_file))
+            rows[language] += measure(path, sampled(len(PdfReader(path).pages), pages_per_file, sample))
             print(f"{path.name}: done", file=sys.stderr)
     return rows
 
@@ -109,15 +112,23 @@ def measure_all(shared: Path, pages_per_file: int) -> dict[str, list[dict[str, o
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages-per-file", type=int, default=4)
+    parser.add_argument(
+        "--sample",
+        choices=["tuning", "check"],
+        default="tuning",
+        help="which pages: those the OCR post-processing was tuned on, or others (no page of both)",
+    )
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("RAG_SHARED_DIR", ROOT.parent / "shared")))
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ocr_accuracy.json")
+    parser.add_argument("--out", type=Path, help="default: bench/out/ocr_accuracy-SAMPLE.json")
     parser.add_argument("--summary-only", action="store_true", help="no OCR: summarise the pages in --out")
     args = parser.parse_args()
+    args.out = args.out or ROOT / "bench" / "out" / f"ocr_accuracy-{args.sample}.json"
     if args.summary_only:
         rows = json.loads(args.out.read_text())["pages"]
     else:
-        rows = measure_all(args.shared, args.pages_per_file)
-    print(f"| scans at {SCANNER_DPI} dpi | pages | characters | accuracy | 95% interval | worst page | pages/s |")
+        rows = measure_all(args.shared, args.pages_per_file, args.sample)
+    columns = "pages | characters | accuracy | 95% interval | worst page | pages/s"
+    print(f"| {args.sample} pages, scans at {SCANNER_DPI} dpi | {columns} |")
     print("|---|---|---|---|---|---|---|")
     summary = {}
     for language, found in rows.items():

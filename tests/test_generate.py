@@ -91,6 +91,15 @@ class TestExtractive:
         assert extracts == [] and closest < 0.5
         assert "".join(generator.stream("How many weeks of parental leave do I get?", [SALES])) == NOT_FOUND_EN
 
+    def test_each_sentence_after_the_first_reaches_the_floor_itself(self, minilm) -> None:
+        """Near the best sentence is not enough (the margin): a runner-up must be close to the question too."""
+        wide = self.generator(minilm, extractive_runner_up_margin=2.0, extractive_sentences=20)
+        every, _ = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=-1.0)
+        assert len(every) >= 3 and every[1].score > every[2].score
+        floor = (every[1].score + every[2].score) / 2
+        chosen, _ = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=floor)
+        assert [e.sentence for e in chosen] == [e.sentence for e in every[:2]]
+
     def test_chinese_sentences_are_split_and_joined_without_spaces(self, minilm) -> None:
         law = (
             "第四十二条 网络运营者不得泄露、篡改、毁损其收集的个人信息。"

@@ -7,9 +7,8 @@ set in two columns is read column by column (a box spanning the gutter, a title 
 caption, ends the columns above it).
 
 The Chinese-English recogniser reads Latin letters faithfully but drops many spaces between words
-("Therearetwobasicapproaches"): a run of letters that is no English word is split where an English
-unigram model (wordninja) splits it best, and a space goes back after punctuation that ends a word.
-The line-orientation classifier is off: on upright scans it turned whole lines into garbage.
+("Therearetwobasicapproaches"): `ocr_spacing` puts them back. The line-orientation classifier is
+off: on upright scans it turned whole lines into garbage.
 """
 
 from __future__ import annotations
@@ -23,22 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from ingest.loaders.ocr_spacing import respace
+
 EXTRA_HINT = "install the 'ocr' extra: pip install 'rag-kb[ocr]'"
-# Pages are drawn at 144 dpi (PP-OCR reads 10-pt text well there) and never wider or taller than this,
-# so that a hostile page size costs no more memory than a large real one.
-_SCALE = 2.0
+# Pages are drawn at 200 dpi, an office scanner's resolution (drawn smaller, English is read less
+# accurately: docs/benchmarks.md), and never wider or taller than this, so that a hostile page size
+# costs no more memory than a large real one.
+_SCALE = 200 / 72
 _MAX_SIDE_PX = 2500
 _MIN_SCORE = 0.5  # RapidOCR's own text_score: lower is mostly figure debris
 _HAN = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-_LETTERS = re.compile(r"[A-Za-z]+")
-_GLUED_MIN_LETTERS = 6  # shorter runs are words or acronyms as written
-# "policies.Organizations", "management:use", "features,such": a space after punctuation ending a
-# word, or a heading's number ("3.The Challenges"); a full stop only before a capital, so that
-# "www.nist.gov" and "e.g." stay as they are.
-_GLUED_PUNCTUATION = re.compile(
-    r"(?<=[a-z]{2})([.!?])(?=[A-Z])|(?<=[A-Za-z])([,;:)])(?=[A-Za-z(])|(?<=\b\d)(\.)(?=[A-Z][a-z])"
-)
-
 PageProgress = Callable[[int, int], None]  # (pages done, pages to do)
 
 
@@ -117,37 +110,6 @@ def recognise(image: Any) -> list[Box]:
         ys = [float(y) for _, y in corners]
         boxes.append(Box(min(xs), min(ys), max(xs), max(ys), respace(str(text).strip())))
     return boxes
-
-
-def respace(text: str) -> str:
-    """Put back the spaces the recogniser dropped between English words."""
-    words = _english_words()
-
-    def split(match: re.Match[str]) -> str:
-        run = match.group(0)
-        if len(run) < _GLUED_MIN_LETTERS or run.lower() in words:
-            return run
-        parts, start = [], 0
-        for part in _split_words(run):  # lower-cased pieces: cut the run as written
-            parts.append(run[start : start + len(part)])
-            start += len(part)
-        return " ".join(parts)
-
-    text = _LETTERS.sub(split, text)
-    return _GLUED_PUNCTUATION.sub(lambda m: m.group(0) + " ", text)
-
-
-@cache
-def _english_words() -> frozenset[str]:
-    import wordninja
-
-    return frozenset(wordninja.DEFAULT_LANGUAGE_MODEL._wordcost)  # no public view of its vocabulary
-
-
-def _split_words(run: str) -> list[str]:
-    import wordninja
-
-    return list(wordninja.split(run))
 
 
 def reading_order(boxes: Sequence[Box]) -> list[str]:

@@ -91,7 +91,9 @@ class ExtractiveGenerator(Generator):
         sentence). `focus` (a follow-up, when `question` is it joined to the earlier questions):
         whether any sentence is close enough is still decided on `question`, but sentences are
         chosen by their mean similarity to both, so the answer is to the follow-up, not to the
-        question before it. `min_similarity`: the floor to apply (default: `floor(question)`)."""
+        question before it. `min_similarity`: the floor to apply (default: `floor(question)`). A
+        sentence after the first is quoted only when it reaches the floor on `question` as well, so
+        that an answer is not padded with what is merely near the best sentence."""
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
@@ -115,6 +117,8 @@ class ExtractiveGenerator(Generator):
         for i in eligible:
             if rank[i] < rank[eligible[0]] - self.runner_up_margin or len(chosen) == self.max_sentences:
                 break
+            if chosen and scores[i] < floor:
+                continue  # a sentence after the first is quoted only if it, too, is close enough to the question
             n, sentence = candidates[i]
             key = " ".join(_WORD.findall(sentence.lower()))
             if any(key in other or other in key for other in seen):
