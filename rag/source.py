@@ -9,12 +9,14 @@ A chunk is found on its page by its text, not by offsets: the text was extracted
 ingest and PDFium's differs in spacing, hyphenation and ligatures, so both are reduced to their
 characters without white space (NFKC, lower case) and aligned (difflib); runs of 6 or more
 matching characters become rectangles. This works for documents ingested before highlights
-existed too.
+existed too. A scanned page has no characters: it is read by OCR as at ingest, and the boxes
+holding matched text (a line or part of one each) become the rectangles.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import threading
@@ -111,10 +113,7 @@ class PageRenderer:
             finally:
                 pdf.close()
         png = _png(image)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(png)
-        os.replace(handle.name, cached)  # whole or not at all: two renders of one page may race
+        _write_whole(cached, png)
         return png
 
 
@@ -126,9 +125,12 @@ def _png(image: Any) -> bytes:
     return out.getvalue()
 
 
-def highlight(path: Path, number: int, text: str) -> Highlight:
-    """Where `text` (a chunk's) lies on page `number` of the PDF at `path`."""
+def highlight(path: Path, number: int, text: str, *, ocr_cache: Path | None = None) -> Highlight:
+    """Where `text` (a chunk's) lies on page `number` of the PDF at `path`. A page with no text layer
+    (a scan, read by OCR at ingest) is read by OCR again, its boxes kept in `ocr_cache` (a folder
+    for this file's version; None: no OCR), so only the first look at a scanned page takes seconds."""
     wanted = _normalised(text)
+    image = None
     with _PDFIUM:
         pdf = _pdf(path)
         try:
@@ -142,10 +144,54 @@ def highlight(path: Path, number: int, text: str) -> Highlight:
                 for i in range(textpage.count_rects(start, end - start + 1)):
                     left, bottom, right, top = textpage.get_rect(i)
                     rects.append((left, height - top, right, height - bottom))
+            if not found and ocr_cache is not None and not (ocr_cache / f"{number}.json").is_file():
+                image = _drawn_for_ocr(page)
         finally:
             pdf.close()
+    if not found and ocr_cache is not None:
+        boxes = _ocr_boxes(ocr_cache / f"{number}.json", image)
+        if boxes is not None:
+            found, indices = _characters((i, box[4]) for i, box in enumerate(boxes))
+            runs = _matched_runs(found, indices, wanted)
+            rects = [
+                (x0, y0, x1, y1) for i, (x0, y0, x1, y1, _) in enumerate(boxes) if any(a <= i <= b for a, b in runs)
+            ]
     matched = sum(1 for _ in _covered(found, indices, runs)) / len(wanted) if wanted else 0.0
     return Highlight(number, width, height, rects, min(matched, 1.0))
+
+
+OcrBox = tuple[float, float, float, float, str]  # x0, y0, x1, y1 in points from the top left, and the text
+
+
+def _drawn_for_ocr(page: Any) -> tuple[Any, float] | None:
+    from ingest.loaders import ocr
+
+    return ocr.draw(page) if ocr.available() else None
+
+
+def _ocr_boxes(cached: Path, image: tuple[Any, float] | None) -> list[OcrBox] | None:
+    """The page's OCR boxes: from `cached`, or recognised on `image` (drawn, with its scale) and
+    kept there. None when there is neither (the `ocr` extra is not installed)."""
+    if cached.is_file():
+        return [
+            (float(x0), float(y0), float(x1), float(y1), str(t)) for x0, y0, x1, y1, t in json.loads(cached.read_text())
+        ]
+    if image is None:
+        return None
+    from ingest.loaders import ocr
+
+    pixels, scale = image
+    boxes: list[OcrBox] = [(b.x0, b.y0, b.x1, b.y1, b.text) for b in ocr.in_points(ocr.recognise(pixels), scale)]
+    _write_whole(cached, json.dumps(boxes, ensure_ascii=False).encode())
+    return boxes
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Whole or not at all: two requests for one page may race."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
 
 
 def _normalised(text: str) -> str:

@@ -179,6 +179,31 @@ def test_a_scanned_page_shows_its_chunk_as_its_section(served: tuple[str, Path])
     assert section["highlight"] == [0, len(passage["text"])]
 
 
+def test_a_scanned_page_highlights_the_boxes_ocr_read_the_chunk_from(served: tuple[str, Path], corpus: Path) -> None:
+    """The scan is SP800-40r3's page 17 drawn as an image, the same size: its highlight must lie
+    where PDFium draws the same words on the original's page."""
+    if not ocr.available():
+        pytest.skip("the ocr extra is not installed (make test installs it)")
+    url, data_dir = served
+    [passage, *_] = httpx.post(
+        f"{url}/v1/search",
+        json={"query": "Which technique supports appliances?", "filters": {"file": SCAN}},
+        headers=READER,
+    ).json()["passages"]
+    address = f"{url}/v1/collections/default/documents/{documents(url)[SCAN]}/pages/1/highlights"
+    found = httpx.get(address, params={"chunk_id": passage["chunk_id"]}, headers=READER, timeout=120)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["matched"] > 0.8 and body["rects"], body
+    expected = pdfium_boxes(corpus / "en" / ENGLISH, 17, passage["text"])
+    assert expected, "PDFium found none of the chunk's phrases on the original page"
+    for box in expected:
+        assert any(overlaps(box, tuple(rect)) for rect in body["rects"]), (box, body["rects"][:5])
+    [cached] = (data_dir / "cache" / "ocr").glob("*/1.json")  # the page is read once, then kept
+    again = httpx.get(address, params={"chunk_id": passage["chunk_id"]}, headers=READER).json()
+    assert again == body and cached.is_file()
+
+
 def test_the_page_opens_the_cited_page_with_the_passage_marked(
     served: tuple[str, Path], corpus: Path, browser, tmp_path: Path
 ) -> None:

@@ -83,20 +83,31 @@ def read_pages(
         for done, index in enumerate(indexes):
             page = document[index]
             try:
-                width, height = page.get_size()
-                scale = min(_SCALE, _MAX_SIDE_PX / max(width, height, 1.0))
-                bitmap = page.render(scale=scale)
-                try:
-                    found[index] = reading_order(recognise(bitmap.to_numpy()))
-                finally:
-                    bitmap.close()
+                image, _ = draw(page)
             finally:
                 page.close()
+            found[index] = reading_order(recognise(image))
             if progress is not None:
                 progress(done + 1, len(indexes))
     finally:
         document.close()
     return found
+
+
+def draw(page: Any) -> tuple[Any, float]:
+    """A PDFium page as OCR reads it: an H x W x 3 array, and pixels per PDF point."""
+    width, height = page.get_size()
+    scale = min(_SCALE, _MAX_SIDE_PX / max(width, height, 1.0))
+    bitmap = page.render(scale=scale)
+    try:
+        return bitmap.to_numpy().copy(), scale
+    finally:
+        bitmap.close()
+
+
+def in_points(boxes: Sequence[Box], scale: float) -> list[Box]:
+    """Boxes of a page drawn at `scale`, in PDF points from the page's top left."""
+    return [Box(b.x0 / scale, b.y0 / scale, b.x1 / scale, b.y1 / scale, b.text) for b in boxes]
 
 
 def recognise(image: Any) -> list[Box]:
