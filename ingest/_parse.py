@@ -40,7 +40,7 @@ _START_UP_S = 120  # a spawned interpreter importing the parsers: seconds on a l
 @dataclass(frozen=True)
 class ParseLimits:
     timeout_s: float = 300.0  # how long the ingest waits for one file once it needs it
-    memory_mb: int = 2048  # address space of a parse worker
+    memory_mb: int = 3072  # address space of a parse worker (OCR reserves far more of it than it uses)
 
 
 _progress_queue: Any = None  # in a worker: where page progress goes to the ingest

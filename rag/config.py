@@ -199,7 +199,7 @@ class IngestSettings(_Section):
     # Bounds on one file's parse in a worker: past them that file fails with its reason, the batch goes on.
     # A file read by OCR may take longer in all: the time counts from its last page read.
     parse_timeout_s: float = Field(default=300, gt=0)
-    parse_memory_mb: int = Field(default=2048, ge=256)
+    parse_memory_mb: int = Field(default=3072, ge=256)
     # Pages without a text layer are read by OCR where the `ocr` extra is installed; a file with more
     # such pages than ocr_max_pages fails before any is read (OCR takes seconds per page).
     ocr: bool = True

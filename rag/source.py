@@ -32,6 +32,7 @@ from rag.errors import NotRenderable, PageNotFound, SourceGone
 from rag.types import DocumentRecord
 
 _PDFIUM = threading.Lock()
+_OCR = threading.Lock()  # one page recognised at a time per process: bounded memory, and one engine shared
 _MIN_RUN = 6  # shorter matches are as likely chance as the passage
 _WIDTH_STEP = 100  # widths are rounded to this, so the render cache stays small
 
@@ -173,17 +174,24 @@ def _ocr_boxes(cached: Path, image: tuple[Any, float] | None) -> list[OcrBox] | 
     """The page's OCR boxes: from `cached`, or recognised on `image` (drawn, with its scale) and
     kept there. None when there is neither (the `ocr` extra is not installed)."""
     if cached.is_file():
-        return [
-            (float(x0), float(y0), float(x1), float(y1), str(t)) for x0, y0, x1, y1, t in json.loads(cached.read_text())
-        ]
+        return _read_boxes(cached)
     if image is None:
         return None
     from ingest.loaders import ocr
 
-    pixels, scale = image
-    boxes: list[OcrBox] = [(b.x0, b.y0, b.x1, b.y1, b.text) for b in ocr.in_points(ocr.recognise(pixels), scale)]
-    _write_whole(cached, json.dumps(boxes, ensure_ascii=False).encode())
-    return boxes
+    with _OCR:
+        if cached.is_file():  # another request read this page while this one waited
+            return _read_boxes(cached)
+        pixels, scale = image
+        boxes: list[OcrBox] = [(b.x0, b.y0, b.x1, b.y1, b.text) for b in ocr.in_points(ocr.recognise(pixels), scale)]
+        _write_whole(cached, json.dumps(boxes, ensure_ascii=False).encode())
+        return boxes
+
+
+def _read_boxes(cached: Path) -> list[OcrBox]:
+    return [
+        (float(x0), float(y0), float(x1), float(y1), str(t)) for x0, y0, x1, y1, t in json.loads(cached.read_text())
+    ]
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -153,3 +153,9 @@ def test_a_scan_with_more_pages_than_the_ocr_limit_fails_before_reading_any(patc
     failed = results[patching_scan]
     assert isinstance(failed, LoadError)
     assert failed.reason == "4 pages have no text layer: more than ingest.ocr_max_pages (3) to OCR"
+
+
+def test_a_scan_past_the_memory_fence_fails_naming_the_setting(patching_scan: Path) -> None:
+    """ONNX Runtime reports a failed allocation as its own error: it must still read as the memory cap."""
+    [(_, failed)] = parse_all([patching_scan], options=LoadOptions(), workers=1, limits=ParseLimits(memory_mb=1700))
+    assert isinstance(failed, LoadError) and "memory cap (ingest.parse_memory_mb)" in failed.reason, failed

@@ -137,6 +137,8 @@ def _ocr(path: Path, data: bytes, pages: list[int], options: LoadOptions, passwo
     except MemoryError:
         raise
     except Exception as exc:
+        if "bad_alloc" in str(exc):  # ONNX Runtime's C++ allocation failed: the worker's memory cap
+            raise MemoryError(str(exc)) from None
         raise LoadError(path, f"OCR failed ({type(exc).__name__}: {_first_line(exc)})") from None
 
 

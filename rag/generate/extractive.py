@@ -92,8 +92,8 @@ class ExtractiveGenerator(Generator):
         whether any sentence is close enough is still decided on `question`, but sentences are
         chosen by their mean similarity to both, so the answer is to the follow-up, not to the
         question before it. `min_similarity`: the floor to apply (default: `floor(question)`). A
-        sentence after the first is quoted only when it reaches the floor on `question` as well, so
-        that an answer is not padded with what is merely near the best sentence."""
+        sentence after the first is quoted only when it reaches the floor on `question` (or on
+        `focus`) as well, so that an answer is not padded with what is merely near the best one."""
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
@@ -104,10 +104,11 @@ class ExtractiveGenerator(Generator):
             return [], -1.0
         vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
         scores = vectors @ np.asarray(self.embedder.embed_query(question), dtype=np.float32)
-        rank = scores
+        rank = reach = scores
         if focus is not None and focus != question:
             focused = vectors @ np.asarray(self.embedder.embed_query(focus), dtype=np.float32)
             rank = ((scores + focused) / 2).astype(np.float32)
+            reach = np.maximum(scores, focused)
         # Whether anything answers is decided on `question` alone; which sentences answer, by rank.
         floor = self.floor(question).value if min_similarity is None else min_similarity
         found = float(scores.max()) >= floor
@@ -117,8 +118,8 @@ class ExtractiveGenerator(Generator):
         for i in eligible:
             if rank[i] < rank[eligible[0]] - self.runner_up_margin or len(chosen) == self.max_sentences:
                 break
-            if chosen and scores[i] < floor:
-                continue  # a sentence after the first is quoted only if it, too, is close enough to the question
+            if chosen and reach[i] < floor:
+                continue  # a sentence after the first is quoted only if it, too, is close enough to a question
             n, sentence = candidates[i]
             key = " ".join(_WORD.findall(sentence.lower()))
             if any(key in other or other in key for other in seen):

@@ -150,16 +150,22 @@ class VllmStack:
         return (self.reranker, self.templated_reranker, self.embedder, self.generator)
 
 
+# The tests' servers skip torch.compile: it halves their start-up (four of them share the session's
+# first minutes), and what the tests check is the API, the template and the scores, not the speed.
+# Benchmarks (bench/rerank.py) start theirs compiled, as served.
+TEST_ARGS = ("--enforce-eager",)
+
+
 def tiny_stack(models: dict[str, Path], logs: Path, template: Path) -> VllmStack:
     return VllmStack(
-        reranker=VllmServer(models["reranker"], "tiny-reranker", RERANKER_ARGS, logs / "reranker.log"),
+        reranker=VllmServer(models["reranker"], "tiny-reranker", (*RERANKER_ARGS, *TEST_ARGS), logs / "reranker.log"),
         templated_reranker=VllmServer(
             models["reranker"],
             "tiny-reranker",
-            (*RERANKER_ARGS, "--chat-template", str(template)),
+            (*RERANKER_ARGS, *TEST_ARGS, "--chat-template", str(template)),
             logs / "templated.log",
         ),
-        embedder=VllmServer(models["embedding"], "kb-embedder", EMBEDDER_ARGS, logs / "embedder.log"),
-        generator=VllmServer(models["generator"], "kb-generator", (), logs / "generator.log"),
+        embedder=VllmServer(models["embedding"], "kb-embedder", (*EMBEDDER_ARGS, *TEST_ARGS), logs / "embedder.log"),
+        generator=VllmServer(models["generator"], "kb-generator", TEST_ARGS, logs / "generator.log"),
         models=models,
     )
