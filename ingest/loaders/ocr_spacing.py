@@ -28,8 +28,7 @@ _RARE_RANK = 2000
 _SHORT_WORDS = frozenset("a i am an as at be by do go he if in is it me my no of on or so to up us we".split())  # noqa: SIM905
 _CONTRACTIONS = frozenset({"s", "t", "d", "m", "ll", "re", "ve"})  # "organization'swebsite": the run starts after '
 # Suffixes that drop a final "e" of their stem (sanitize -> sanitization, authenticate -> authenticator).
-_E_DROPPING_SUFFIXES: tuple[str, ...] = ("ation", "ations", "ator", "ators", "or", "ors", "ing", "ity", "ities")
-_E_DROPPING_SUFFIXES += ("able", "er", "ers", "ed")
+_E_DROPPING_SUFFIXES = tuple("ation ations ator ators or ors ing ity ities able er ers ed".split())  # noqa: SIM905
 _SUFFIXES = ("s", "es", "ed", "ing", "er", "ers", "ly", "ness", "ment", "ments", "al")
 _Y_SUFFIXES = ("ier", "iers", "ies", "ied")  # verify -> verifier
 _PREFIXES = ("re", "un", "pre", "non", "tele", "multi", "sub", "anti", "auto", "cyber", "de", "dis", "mis")
