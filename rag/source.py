@@ -131,6 +131,7 @@ def highlight(path: Path, number: int, text: str, *, ocr_cache: Path | None = No
     (a scan, read by OCR at ingest) is read by OCR again, its boxes kept in `ocr_cache` (a folder
     for this file's version; None: no OCR), so only the first look at a scanned page takes seconds."""
     wanted = _normalised(text)
+    cached = None if ocr_cache is None else ocr_cache / f"{number}.json"
     image = None
     with _PDFIUM:
         pdf = _pdf(path)
@@ -145,12 +146,12 @@ def highlight(path: Path, number: int, text: str, *, ocr_cache: Path | None = No
                 for i in range(textpage.count_rects(start, end - start + 1)):
                     left, bottom, right, top = textpage.get_rect(i)
                     rects.append((left, height - top, right, height - bottom))
-            if not found and ocr_cache is not None and not (ocr_cache / f"{number}.json").is_file():
+            if not found and cached is not None and not cached.is_file():
                 image = _drawn_for_ocr(page)
         finally:
             pdf.close()
-    if not found and ocr_cache is not None:
-        boxes = _ocr_boxes(ocr_cache / f"{number}.json", image)
+    if not found and cached is not None:
+        boxes = _ocr_boxes(cached, image)
         if boxes is not None:
             found, indices = _characters((i, box[4]) for i, box in enumerate(boxes))
             runs = _matched_runs(found, indices, wanted)

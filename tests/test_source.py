@@ -10,6 +10,7 @@ import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -157,18 +158,27 @@ def test_missing_pages_chunks_and_documents_are_clear_errors(served: tuple[str, 
     assert elsewhere.status_code == 403
 
 
-def test_a_scanned_page_shows_its_chunk_as_its_section(served: tuple[str, Path]) -> None:
-    """The section view parses without OCR (seconds a page, in a request): for a scanned page it
-    shows the chunk OCR gave at ingest, all of it marked."""
+@pytest.fixture
+def scanned_passage(served: tuple[str, Path]) -> dict[str, Any]:
+    """The scan's best passage for a question about its table (the scan is only there with OCR)."""
     if not ocr.available():
         pytest.skip("the ocr extra is not installed (make test installs it)")
     url, _ = served
-    found = httpx.post(
+    [passage, *_] = httpx.post(
         f"{url}/v1/search",
         json={"query": "Which technique supports appliances?", "filters": {"file": SCAN}},
         headers=READER,
     ).json()["passages"]
-    [passage, *_] = found
+    return passage
+
+
+def test_a_scanned_page_shows_its_chunk_as_its_section(
+    served: tuple[str, Path], scanned_passage: dict[str, Any]
+) -> None:
+    """The section view parses without OCR (seconds a page, in a request): for a scanned page it
+    shows the chunk OCR gave at ingest, all of it marked."""
+    url, _ = served
+    passage = scanned_passage
     doc_id = documents(url)[SCAN]
     section = httpx.get(
         f"{url}/v1/collections/default/documents/{doc_id}/section",
@@ -179,17 +189,13 @@ def test_a_scanned_page_shows_its_chunk_as_its_section(served: tuple[str, Path])
     assert section["highlight"] == [0, len(passage["text"])]
 
 
-def test_a_scanned_page_highlights_the_boxes_ocr_read_the_chunk_from(served: tuple[str, Path], corpus: Path) -> None:
+def test_a_scanned_page_highlights_the_boxes_ocr_read_the_chunk_from(
+    served: tuple[str, Path], scanned_passage: dict[str, Any], corpus: Path
+) -> None:
     """The scan is SP800-40r3's page 17 drawn as an image, the same size: its highlight must lie
     where PDFium draws the same words on the original's page."""
-    if not ocr.available():
-        pytest.skip("the ocr extra is not installed (make test installs it)")
     url, data_dir = served
-    [passage, *_] = httpx.post(
-        f"{url}/v1/search",
-        json={"query": "Which technique supports appliances?", "filters": {"file": SCAN}},
-        headers=READER,
-    ).json()["passages"]
+    passage = scanned_passage
     address = f"{url}/v1/collections/default/documents/{documents(url)[SCAN]}/pages/1/highlights"
     found = httpx.get(address, params={"chunk_id": passage["chunk_id"]}, headers=READER, timeout=120)
     assert found.status_code == 200, found.text

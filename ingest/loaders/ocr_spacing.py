@@ -57,7 +57,9 @@ def respace(text: str) -> str:
 
 
 def _respace_run(run: str) -> str:
-    if _is_word(run) and (_plain_case(run) or run[0].isupper()):  # "JavaScript" as written
+    # A word is kept as written ("JavaScript"), unless it starts in lower case and holds a capital:
+    # the model lists "apc", but "aPC" reads as two words.
+    if _is_word(run) and (run.islower() or run[0].isupper()):
         return run
     return " ".join(word for piece in _case_pieces(run) for word in _split_glued(piece))
 
