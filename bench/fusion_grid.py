@@ -6,7 +6,10 @@ of a split question set? One recall of each kind per question, then every fusion
 
 DIR holds the collection ingested with the chunking to judge (RAG_CHUNKING__MAX_TOKENS=...): one
 run per chunk size. Rows: dense, bm25, weighted fusion by dense weight, RRF by k; each with and
-without one passage per page (rerank.distinct_pages).
+without one passage per page (rerank.distinct_pages). With the `embedding` reranker configured
+(configs/offline.yaml), also: the configured recall order (one per page) with the reranker's cosine
+order on its first N pages fused in by RRF (k), for the questions in the languages it reads
+(rerank.languages), as the pipeline does with rerank.max_candidates and rerank.fuse_recall_rrf_k.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from pathlib import Path
 from rag.config import load_settings
 from rag.evaluate.data import QaItem, load_qa
 from rag.evaluate.qa import gold_rank
+from rag.generate._language import language_of
 from rag.pipeline import RagPipeline, SearchOptions, one_per_page
 from rag.recall import rrf, weighted
 from rag.types import Passage
 
 Runs = dict[str, list[Passage]]
+# How many of recall's first pages the embedding reranker rescores, in the rows that try it.
+DEPTHS = (5, 10, 20, 30)
 
 
 def fused(runs: Runs, scores: dict[str, float]) -> list[Passage]:
@@ -70,6 +76,55 @@ def main() -> None:
                 for g in ([i for i in items if (i.split, i.lang) == c] for c in cells)
             ]
             print(f"| {name}{', one per page' if per_page else ''} | " + " | ".join(row) + " |")
+    if pipeline.reranker.name == "embedding":
+        reranked_rows(pipeline, items, runs, cells)
+
+
+def reranked_rows(
+    pipeline: RagPipeline, items: list[QaItem], runs: dict[str, Runs], cells: list[tuple[str, str]]
+) -> None:
+    """The configured recall order, its first N pages rescored by the embedding reranker and fused."""
+    settings = pipeline.settings.recall
+    languages = pipeline.settings.rerank.languages
+    heads: dict[str, list[Passage]] = {}
+    cosines: dict[str, dict[str, float]] = {}
+    for item in items:
+        recalled = recall_order(runs[item.id], settings.fusion, settings.dense_weight, settings.rrf_k)
+        heads[item.id] = one_per_page(recalled, len(recalled))
+        if languages is None or language_of(item.question) in languages:
+            head = heads[item.id][: max(DEPTHS)]
+            scores = pipeline.reranker.score(item.question, [p.text for p in head])
+            cosines[item.id] = {p.chunk_id: s for p, s in zip(head, scores, strict=True)}
+    for depth in DEPTHS:
+        for k in (10, 60):
+
+            def order(item: QaItem, depth: int = depth, k: int = k) -> list[Passage]:
+                pool = heads[item.id]
+                if item.id not in cosines:
+                    return pool
+                head = pool[:depth]
+                by_cosine = sorted(head, key=lambda p: -cosines[item.id][p.chunk_id])
+                fused = rrf([[p.chunk_id for p in head], [p.chunk_id for p in by_cosine]], k)
+                return sorted(head, key=lambda p: -fused[p.chunk_id]) + pool[depth:]
+
+            row = [
+                f"{sum(gold_rank(i, order(i)[:5]) is not None for i in g)}/{len(g)}"
+                for g in ([i for i in items if (i.split, i.lang) == c] for c in cells)
+            ]
+            name = f"{settings.fusion}, one per page, {pipeline.reranker.model_name} on the first {depth} fused (k={k})"
+            print(f"| {name} | " + " | ".join(row) + " |")
+
+
+def recall_order(runs: Runs, fusion: str, dense_weight: float, rrf_k: int) -> list[Passage]:
+    """The hybrid order the pipeline's recall settings give, from the two cached runs."""
+    if fusion == "rrf":
+        return fused(runs, rrf([[p.chunk_id for p in runs[m]] for m in ("dense", "bm25")], rrf_k))
+    return fused(
+        runs,
+        weighted(
+            [{p.chunk_id: p.recall_score for p in runs[m]} for m in ("dense", "bm25")], [dense_weight, 1 - dense_weight]
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Which "not found" signal separates the weakest answerable question from the unanswerable ones
-over hybrid passages, with no reranker (the offline profile)? Measured, per question set split.
+over the passages the offline profile answers from? Measured, per question set split.
 
     HF_HUB_OFFLINE=1 RAG_CONFIG=configs/offline.yaml .venv/bin/python bench/refusal_signals.py \\
         evalsets/qa.jsonl --mode hybrid [--collection NAME]
 
-For every question the passages the answer would be written from (the top n after recall) give:
+For every question the passages the answer would be written from (the top n after recall and the
+configured reranker) give:
   * `extractive`: the best similarity of one of their sentences to the question (today's floor),
+  * `second_opinion`: with the `embedding` reranker, its model's best similarity among the sentences
+    the embedder put closest (English questions only: the languages it reads),
   * `dense_best`: the best cosine of the question to one of those passages,
   * `agreement`: how many of the top n are also in the other recall's top n (dense vs BM25),
 and the gold page's rank. For each signal: the weakest answerable and the strongest unanswerable
@@ -27,7 +30,7 @@ from rag.evaluate.data import QaItem, load_qa
 from rag.evaluate.qa import gold_rank
 from rag.pipeline import RagPipeline, SearchOptions
 
-SIGNALS = ("extractive", "dense_best", "agreement")
+SIGNALS = ("extractive", "second_opinion", "dense_best", "agreement")
 
 
 def signals(pipeline: RagPipeline, item: QaItem, collection: str, mode: str) -> dict[str, Any]:
@@ -35,19 +38,21 @@ def signals(pipeline: RagPipeline, item: QaItem, collection: str, mode: str) -> 
     kb = pipeline.knowledge_base(collection)
     timings: dict[str, float] = {}
     options = SearchOptions(mode=mode)  # type: ignore[arg-type]
-    passages = pipeline.recall(item.question, kb, options, timings)[:top_n]
+    recalled = pipeline.recall(item.question, kb, options, timings)
+    passages = pipeline.rerank(item.question, recalled, options, timings).passages
     dense = pipeline.recall(item.question, kb, SearchOptions(mode="dense"), timings)[:top_n]
     lexical = pipeline.recall(item.question, kb, SearchOptions(mode="bm25"), timings)[:top_n]
     query = pipeline.embedder.embed_query(item.question)
     vectors = pipeline.embedder.embed_documents([p.text for p in passages])
-    _, extractive = pipeline.extractive.closest(item.question, passages)
+    closest = pipeline.extractive.closest(item.question, passages, min_similarity=-1.0)
     shared = {p.chunk_id for p in dense} & {p.chunk_id for p in lexical}
     return {
         "id": item.id,
         "lang": item.lang,
         "answerable": item.answerable,
         "gold_rank": gold_rank(item, passages) if item.answerable else None,
-        "extractive": round(float(extractive), 4),
+        "extractive": round(closest.best, 4),
+        "second_opinion": round(closest.second, 4) if closest.second is not None else None,
         "dense_best": round(float(np.max(vectors @ query)), 4) if len(passages) else -1.0,
         "agreement": len(shared),
     }
@@ -56,8 +61,11 @@ def signals(pipeline: RagPipeline, item: QaItem, collection: str, mode: str) -> 
 def threshold(rows: list[dict[str, Any]], signal: str) -> dict[str, Any]:
     """On the tuning half: the weakest answerable question whose gold page was found, the strongest
     unanswerable one, and the midpoint when they are separated."""
+    rows = [r for r in rows if r[signal] is not None]
     found = [r[signal] for r in rows if r["answerable"] and r["gold_rank"] is not None]
     unanswerable = [r[signal] for r in rows if not r["answerable"]]
+    if not found or not unanswerable:
+        return {"weakest_answerable": None, "strongest_unanswerable": None, "threshold": None}
     weakest, strongest = min(found), max(unanswerable)
     return {
         "weakest_answerable": weakest,
@@ -67,6 +75,7 @@ def threshold(rows: list[dict[str, Any]], signal: str) -> dict[str, Any]:
 
 
 def applied(rows: list[dict[str, Any]], signal: str, cut: float) -> dict[str, Any]:
+    rows = [r for r in rows if r[signal] is not None]
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     return {

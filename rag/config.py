@@ -36,6 +36,8 @@ OnFailure = Literal["degrade", "fail"]
 QueryFormat = Literal["auto", "qwen3", "plain"]
 # What an API key may do, each role including the ones before it.
 Role = Literal["read", "write", "admin"]
+# What the answer side tells apart: a Chinese question, or any other (rag.generate._language.language_of).
+Language = Literal["en", "zh"]
 
 
 class _Section(BaseModel):
@@ -148,6 +150,17 @@ class RerankSettings(_Section):
     # time_budget_s is unset, and passages cut to cpu_max_length tokens.
     cpu_time_budget_s: float = Field(default=10.0, gt=0)
     cpu_max_length: int = Field(default=1024, ge=64)
+    # Rerank only this many of recall's first candidates (one per page with distinct_pages); the rest
+    # follow in recall order. None: all of them (within the time budget).
+    max_candidates: int | None = Field(default=None, ge=1)
+    # Order by reciprocal rank fusion (this k) of the reranker's order and recall's: for a reranker
+    # that is no better than recall alone, such as another embedder. None: the reranker's order alone.
+    fuse_recall_rrf_k: int | None = Field(default=None, ge=1)
+    # The question languages the reranker's model reads; a question in another keeps recall order
+    # (with a note). None: any language.
+    languages: list[Language] | None = None
+    # `embedding`: which embedding backend runs rerank.model.
+    embedding_backend: EmbeddingBackend = "sentence-transformers"
     vllm: VllmRerankSettings = VllmRerankSettings()
 
 
@@ -187,6 +200,9 @@ class GenerateSettings(_Section):
     # A question with a word no chunk of the collection holds (Latin script, not a common English word)
     # asks about something the documents may not hold: its best sentence must reach this instead.
     unknown_term_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # With rerank.backend `embedding`: for a question in rerank.languages, one of the sentences closest
+    # to it must also come this close under the reranker's model, a second embedder's opinion.
+    second_opinion_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
     openai: OpenAIGeneratorSettings = OpenAIGeneratorSettings()
 
 

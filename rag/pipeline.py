@@ -21,15 +21,17 @@ from rag.backends import NO_RERANKER, gpu_model_on_cpu
 from rag.config import RecallMode, Settings
 from rag.conversation import QueryRewriter, Rewrite, recent
 from rag.embedding import Embedder, build_embedder
-from rag.errors import BackendError
+from rag.errors import BackendError, ConfigError
 from rag.generate import Generator, build_generator
-from rag.generate.extractive import ExtractiveGenerator
+from rag.generate._language import language_of
+from rag.generate.extractive import ExtractiveGenerator, SecondOpinion
 from rag.generate.prompt import cited_numbers, is_not_found, not_found_text
 from rag.lexical.analyzer import analyze
 from rag.lexical.index import LexicalIndexes
-from rag.recall import recall
+from rag.recall import recall, rrf
 from rag.rerank import Reranker, build_reranker
 from rag.rerank._budget import Throughput
+from rag.rerank.embedding import EmbeddingReranker
 from rag.store import KnowledgeBase, VectorStore
 from rag.types import Answer, Citation, Passage, SearchResult, Turn
 
@@ -80,6 +82,9 @@ class RagPipeline:
             if isinstance(self.generator, ExtractiveGenerator)
             else ExtractiveGenerator(settings.generate, embedder=self.embedder)
         )
+        second_opinion = _second_opinion(settings, self.reranker)
+        if second_opinion is not None:
+            self.extractive.second_opinion = second_opinion
         self.store = store if store is not None else VectorStore(settings)
         self.lexical = LexicalIndexes(settings)
         self._kbs: dict[str, KnowledgeBase] = {}
@@ -179,8 +184,16 @@ class RagPipeline:
         instruction = options.instruction if options.instruction is not None else rerank.instruction
         if self.reranker.name == NO_RERANKER or not recalled:
             return RerankResult(self._head(recalled, top_n))
+        if rerank.languages is not None and language_of(query) not in rerank.languages:
+            note = f"not reranked: {self.reranker.model_name} reads {', '.join(rerank.languages)} (rerank.languages)"
+            return RerankResult(self._head(recalled, top_n), notes=(note,))
         self.reranker.warm_up()  # its device and size decide the budget below
-        candidates, notes = self._within_budget(recalled)
+        pool, head = recalled, recalled
+        if rerank.max_candidates is not None:
+            # The first pages, not the first chunks, when only one passage per page can be kept.
+            pool = one_per_page(recalled, len(recalled)) if rerank.distinct_pages else recalled
+            head = pool[: rerank.max_candidates]
+        candidates, notes = self._within_budget(head)
         texts = [p.text for p in candidates]
         started = time.perf_counter()
         try:
@@ -196,8 +209,13 @@ class RagPipeline:
         self.rerank_speed.record(sum(map(len, texts)), timings["rerank"])
         scored = [replace(p, rerank_score=s) for p, s in zip(candidates, scores, strict=True)]
         scored.sort(key=lambda p: (-(p.rerank_score or 0.0), p.recall_rank))
+        if rerank.fuse_recall_rrf_k is not None:
+            fused = rrf([[p.chunk_id for p in candidates], [p.chunk_id for p in scored]], rerank.fuse_recall_rrf_k)
+            scored = sorted(scored, key=lambda p: (-fused[p.chunk_id], p.recall_rank))
         if min_score is not None:
             scored = [p for p in scored if (p.rerank_score or 0.0) >= min_score]
+        elif rerank.max_candidates is not None:
+            scored += pool[len(candidates) :]  # those not rescored follow, in recall order
         return RerankResult(self._head(scored, top_n), notes=notes, reranked=len(candidates))
 
     def _head(self, ranked: list[Passage], top_n: int) -> list[Passage]:
@@ -350,16 +368,18 @@ class RagPipeline:
         self, question: str, result: SearchResult, notes: list[str], focus: str | None = None
     ) -> tuple[str, dict[int, str]]:
         floor = self.extractive.floor(question, result.unknown_terms)
-        extracts, closest = self.extractive.closest(question, result.passages, focus=focus, min_similarity=floor.value)
-        if not extracts:
+        closest = self.extractive.closest(question, result.passages, focus=focus, min_similarity=floor.value)
+        if closest.overruled is not None:
+            notes.append(closest.overruled)
+        elif not closest.extracts:
             notes.append(
                 "no sentence of the passages is close enough to the question "
-                f"({closest:.3f} < {floor.setting} {floor.value:g})"
+                f"({closest.best:.3f} < {floor.setting} {floor.value:g})"
             )
         snippets: dict[int, str] = {}
-        for extract in extracts:
+        for extract in closest.extracts:
             snippets.setdefault(extract.n, extract.sentence)
-        return self.extractive.compose(question, extracts), snippets
+        return self.extractive.compose(question, closest.extracts), snippets
 
     def _refusal(self, passages: Sequence[Passage]) -> str | None:
         """Why the knowledge base cannot answer, or None when it may."""
@@ -380,6 +400,19 @@ class RagPipeline:
                     f"{generate.min_recall_score:g}"
                 )
         return None
+
+
+def _second_opinion(settings: Settings, reranker: Reranker) -> SecondOpinion | None:
+    """The extractive answer's second opinion: the `embedding` reranker's model, where a floor is set."""
+    floor = settings.generate.second_opinion_min_similarity
+    if floor is None:
+        return None
+    if not isinstance(reranker, EmbeddingReranker):
+        raise ConfigError(
+            f"generate.second_opinion_min_similarity needs rerank.backend: embedding (not {reranker.name!r})"
+        )
+    languages = settings.rerank.languages
+    return SecondOpinion(reranker.embedder, floor, tuple(languages) if languages is not None else None)
 
 
 def one_per_page(ranked: Sequence[Passage], top_n: int) -> list[Passage]:

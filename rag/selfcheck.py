@@ -12,7 +12,7 @@ lost canary is a `warning` with its margin, never a failure.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -117,9 +117,15 @@ def check_reranker_template(reranker: Reranker, instruction: str) -> Check:
     return Check(name, "failed", message, details)
 
 
-def check_reranker_canaries(reranker: Reranker, instruction: str) -> list[Check]:
+def check_reranker_canaries(
+    reranker: Reranker, instruction: str, languages: Sequence[str] | None = None
+) -> list[Check]:
+    """A relevant and an irrelevant passage for a question in each language (those the reranker
+    reads, `rerank.languages`, where set)."""
     checks = []
     for language, (query, relevant, irrelevant) in CANARIES.items():
+        if languages is not None and language not in languages:
+            continue
         relevant_score, irrelevant_score = reranker.score(query, [relevant, irrelevant], instruction=instruction)
         margin = relevant_score - irrelevant_score
         details = {"relevant": relevant_score, "irrelevant": irrelevant_score, "margin": margin}
@@ -165,10 +171,10 @@ def run_checks(pipeline: RagPipeline, collection: str | None = None) -> list[Che
         ("embedder.dimension", lambda: [_check_dimension(pipeline, collection)]),
     ]
     if reranker.name != NO_RERANKER:
-        runs[:0] = [
-            ("reranker.template", lambda: [check_reranker_template(reranker, instruction)]),
-            ("reranker.canary", lambda: check_reranker_canaries(reranker, instruction)),
-        ]
+        languages = pipeline.settings.rerank.languages
+        runs[:0] = [("reranker.canary", lambda: check_reranker_canaries(reranker, instruction, languages))]
+        if reranker.reads_template:
+            runs[:0] = [("reranker.template", lambda: [check_reranker_template(reranker, instruction)])]
     checks: list[Check] = []
     for name, run in runs:
         try:

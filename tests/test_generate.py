@@ -11,7 +11,7 @@ from rag.config import GenerateSettings, OpenAIGeneratorSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.generate import build_generator
 from rag.generate._language import sentences
-from rag.generate.extractive import Extract, ExtractiveGenerator
+from rag.generate.extractive import Extract, ExtractiveGenerator, SecondOpinion
 from rag.generate.local import LocalGenerator
 from rag.generate.openai_http import OpenAIChatGenerator
 from rag.generate.prompt import (
@@ -87,17 +87,36 @@ class TestExtractive:
 
     def test_refuses_when_nothing_is_close(self, minilm) -> None:
         generator = self.generator(minilm, extractive_min_similarity=0.5)
-        extracts, closest = generator.closest("How many weeks of parental leave do I get?", [SALES, ESCALATION])
-        assert extracts == [] and closest < 0.5
+        closest = generator.closest("How many weeks of parental leave do I get?", [SALES, ESCALATION])
+        assert closest.extracts == [] and closest.best < 0.5 and closest.overruled is None
         assert "".join(generator.stream("How many weeks of parental leave do I get?", [SALES])) == NOT_FOUND_EN
+
+    def test_a_second_opinion_can_overrule_a_find_for_the_languages_it_reads(self, minilm) -> None:
+        """Two models must agree that something answers; the second only judges questions it can read."""
+        question = "When should the caller escalate?"
+        best = self.generator(minilm).closest(question, [SALES, ESCALATION]).extracts[0].score
+
+        def with_second_opinion(floor: float) -> ExtractiveGenerator:
+            generator = self.generator(minilm)
+            generator.second_opinion = SecondOpinion(minilm, floor, ("en",))
+            return generator
+
+        overruled = with_second_opinion(best + 0.01).closest(question, [SALES, ESCALATION])
+        assert overruled.extracts == [] and overruled.best == pytest.approx(best)
+        assert overruled.overruled is not None and "second_opinion_min_similarity" in overruled.overruled
+        agreed = with_second_opinion(best - 0.01).closest(question, [SALES, ESCALATION])
+        assert agreed.overruled is None and agreed.extracts[0].score == pytest.approx(best)
+        law = passage("第四十二条 网络运营者不得泄露、篡改、毁损其收集的个人信息。", "law.pdf", 9, "")
+        chinese = with_second_opinion(1.0).closest("网络运营者可以泄露个人信息吗？", [law], min_similarity=-1.0)
+        assert chinese.overruled is None and chinese.extracts
 
     def test_each_sentence_after_the_first_reaches_the_floor_itself(self, minilm) -> None:
         """Near the best sentence is not enough (the margin): a runner-up must be close to the question too."""
         wide = self.generator(minilm, extractive_runner_up_margin=2.0, extractive_sentences=20)
-        every, _ = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=-1.0)
+        every = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=-1.0).extracts
         assert len(every) >= 3 and every[1].score > every[2].score
         floor = (every[1].score + every[2].score) / 2
-        chosen, _ = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=floor)
+        chosen = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=floor).extracts
         assert [e.sentence for e in chosen] == [e.sentence for e in every[:2]]
 
     def test_chinese_sentences_are_split_and_joined_without_spaces(self, minilm) -> None:

@@ -55,6 +55,19 @@ def test_questions_the_documents_do_not_answer_are_refused_saying_why(e5_pipelin
     assert any("extractive_min_similarity_zh" in note for note in canteen.notes), canteen.notes
 
 
+def test_a_question_e5_finds_close_but_minilm_does_not_is_refused(e5_pipeline: RagPipeline) -> None:
+    """Every word of it is in data/, and e5 puts a sentence of the VPN runbook ("hotel and guest networks
+    often do") over its floor; MiniLM, the second opinion, finds nothing close enough: two models must
+    agree that something answers."""
+    hotel = e5_pipeline.ask("Who pays for the hotel network on a business trip?")
+    assert not hotel.found and hotel.citations == ()
+    assert any("second_opinion_min_similarity" in note for note in hotel.notes), hotel.notes
+    # English questions are reranked by MiniLM (fused with recall order); Chinese ones keep recall order.
+    assert e5_pipeline.search("What does VPN error 809 mean?").reranked > 0
+    chinese = e5_pipeline.search("发现数据泄露后多久之内需要报告？")
+    assert chinese.reranked == 0 and any("rerank.languages" in note for note in chinese.notes)
+
+
 def test_a_word_no_document_holds_raises_the_floor(e5_pipeline: RagPipeline) -> None:
     lexical = e5_pipeline.lexical.get(e5_pipeline.knowledge_base(None))
     assert lexical.unknown_terms("How many days does the GDPR give for VPN error 809?") == ("GDPR",)

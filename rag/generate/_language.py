@@ -6,6 +6,8 @@ import re
 
 from sentencex import segment
 
+from rag.config import Language
+
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"  # Han and CJK punctuation
 _CJK_LINE_BREAK = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")
@@ -29,3 +31,8 @@ def sentences(text: str) -> list[str]:
         if sentence:
             out.append(sentence)
     return out
+
+
+def language_of(text: str) -> Language:
+    """ "zh" for a Chinese question (is_chinese), "en" for any other."""
+    return "zh" if is_chinese(text) else "en"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.config import GenerateSettings
+from rag.config import GenerateSettings, Language
 from rag.embedding import Embedder
 from rag.generate import Generator
-from rag.generate._language import is_chinese, sentences
+from rag.generate._language import is_chinese, language_of, sentences
 from rag.generate.prompt import not_found_text
 from rag.tables import row_statements, segments
 from rag.types import Passage
@@ -25,6 +25,9 @@ from rag.types import Passage
 # Sentences scored per answer at most: the passages' first ones win. Keeps the fallback quick
 # when a GPU-sized embedder runs on a CPU.
 MAX_CANDIDATE_SENTENCES = 96
+# The second opinion reads this many of the sentences closest to the question: whether the best of
+# them answers is what the two models must agree on (docs/benchmarks.md, "A second opinion").
+SECOND_OPINION_SENTENCES = 10
 _MAX_SENTENCE_CHARS = 400
 _WORD = re.compile(r"\w+")
 
@@ -42,14 +45,57 @@ class Extract:
     score: float
 
 
+@dataclass(frozen=True)
+class Closest:
+    """What `closest` found: the sentences to quote (none: not found), how close the best one came,
+    how close the second opinion's best came (None when it was not asked) and, when it overruled a
+    find, why."""
+
+    extracts: list[Extract]
+    best: float
+    second: float | None = None
+    overruled: str | None = None
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """Another embedder (the `embedding` reranker's) that must also find one of the sentences closest
+    to a question in `languages` close enough: two models must agree that something answers."""
+
+    embedder: Embedder
+    min_similarity: float
+    languages: tuple[Language, ...] | None
+    setting: str = "generate.second_opinion_min_similarity"
+
+    def similarity(self, question: str, sentences: Sequence[str]) -> float | None:
+        """The second model's best cosine between `question` and one of `sentences`; None when it
+        does not read the question's language or there is no sentence."""
+        if not sentences or (self.languages is not None and language_of(question) not in self.languages):
+            return None
+        vectors = np.asarray(self.embedder.embed_documents(sentences), dtype=np.float32)
+        return float((vectors @ np.asarray(self.embedder.embed_query(question), dtype=np.float32)).max())
+
+    def doubt(self, similarity: float | None) -> str | None:
+        """Why a find is overruled at this `similarity`, or None when it stands."""
+        if similarity is None or similarity >= self.min_similarity:
+            return None
+        return (
+            f"{self.embedder.model_name} finds no sentence close enough to the question "
+            f"({similarity:.3f} < {self.setting} {self.min_similarity:g})"
+        )
+
+
 class ExtractiveGenerator(Generator):
     """No model of its own: it reads with the pipeline's embedder."""
 
     name = "extractive"
     writes = False
 
-    def __init__(self, settings: GenerateSettings, *, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: GenerateSettings, *, embedder: Embedder, second_opinion: SecondOpinion | None = None
+    ) -> None:
         self.embedder = embedder
+        self.second_opinion = second_opinion
         self.model_name = embedder.model_name
         self.device = ""
         self.max_sentences = settings.extractive_sentences
@@ -77,7 +123,7 @@ class ExtractiveGenerator(Generator):
     def select(self, question: str, passages: Sequence[Passage]) -> list[Extract]:
         """The best sentences, most similar first, one copy each (overlapping chunks repeat text).
         Empty when none reaches `min_similarity`; see `closest` for how near the best one came."""
-        return self.closest(question, passages)[0]
+        return self.closest(question, passages).extracts
 
     def closest(
         self,
@@ -86,14 +132,16 @@ class ExtractiveGenerator(Generator):
         *,
         focus: str | None = None,
         min_similarity: float | None = None,
-    ) -> tuple[list[Extract], float]:
+    ) -> Closest:
         """The selection and the best sentence's similarity to `question` (-1 when there was no
         sentence). `focus` (a follow-up, when `question` is it joined to the earlier questions):
         whether any sentence is close enough is still decided on `question`, but sentences are
         chosen by their mean similarity to both, so the answer is to the follow-up, not to the
         question before it. `min_similarity`: the floor to apply (default: `floor(question)`). A
         sentence after the first is quoted only when it reaches the floor on `question` (or on
-        `focus`) as well, so that an answer is not padded with what is merely near the best one."""
+        `focus`) as well, so that an answer is not padded with what is merely near the best one.
+        With a second opinion, its model must also find one of the sentences closest to `question`
+        close enough, or nothing is found."""
         candidates = [
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
@@ -101,7 +149,7 @@ class ExtractiveGenerator(Generator):
             if _substantial(sentence)
         ][:MAX_CANDIDATE_SENTENCES]
         if not candidates:
-            return [], -1.0
+            return Closest([], -1.0)
         vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
         scores = vectors @ np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         rank = reach = scores
@@ -112,6 +160,13 @@ class ExtractiveGenerator(Generator):
         # Whether anything answers is decided on `question` alone; which sentences answer, by rank.
         floor = self.floor(question).value if min_similarity is None else min_similarity
         found = float(scores.max()) >= floor
+        second = None
+        if found and self.second_opinion is not None:
+            nearest = np.argsort(-scores, kind="stable")[:SECOND_OPINION_SENTENCES]
+            second = self.second_opinion.similarity(question, [candidates[int(i)][1] for i in nearest])
+            overruled = self.second_opinion.doubt(second)
+            if overruled is not None:
+                return Closest([], float(scores.max()), second, overruled)
         eligible = [int(i) for i in np.argsort(-rank, kind="stable")] if found else []
         chosen: list[Extract] = []
         seen: list[str] = []
@@ -126,7 +181,7 @@ class ExtractiveGenerator(Generator):
                 continue
             seen.append(key)
             chosen.append(Extract(n, _clip(sentence), float(scores[i])))
-        return chosen, float(scores.max())
+        return Closest(chosen, float(scores.max()), second)
 
     def compose(self, question: str, extracts: Sequence[Extract]) -> str:
         if not extracts:

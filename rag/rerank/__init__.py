@@ -7,7 +7,7 @@ queries (Qwen3-Reranker: P(yes) in [0, 1]; no per-batch rescaling anywhere).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from rag.backends import RERANKERS, Backend, backend_class
 from rag.config import RerankSettings
@@ -16,6 +16,9 @@ from rag.config import RerankSettings
 @runtime_checkable
 class Reranker(Backend, Protocol):
     """A backend's constructor takes the `RerankSettings`; `name` is its key in rag.backends.RERANKERS."""
+
+    # Scores through the Qwen3 reranker template (what rag.selfcheck checks); a bi-encoder reads none.
+    reads_template: ClassVar[bool] = True
 
     def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]: ...
 
