@@ -40,11 +40,17 @@ def recalled(texts: list[str]) -> list[Passage]:
     ]
 
 
-def embedding_pipeline(index: Path, minilm, **environ: str) -> RagPipeline:
-    settings = offline_settings(
-        index, RAG_RERANK__BACKEND="embedding", RAG_RERANK__MODEL=MINILM, RAG_RERANK__DEVICE="cpu", **environ
-    )
-    return RagPipeline(settings, embedder=minilm)
+@pytest.fixture(scope="module")
+def reranker(minilm) -> EmbeddingReranker:
+    """The embedding reranker on MiniLM, loaded once for the module's pipelines."""
+    reranker = EmbeddingReranker(offline_settings(Path("unused"), RAG_RERANK__MODEL=MINILM).rerank)
+    reranker.warm_up()
+    return reranker
+
+
+def embedding_pipeline(index: Path, minilm, reranker: EmbeddingReranker, **environ: str) -> RagPipeline:
+    settings = offline_settings(index, RAG_RERANK__BACKEND="embedding", RAG_RERANK__MODEL=MINILM, **environ)
+    return RagPipeline(settings, embedder=minilm, reranker=reranker)
 
 
 def ranked(pipeline: RagPipeline, question: str, texts: list[str]) -> RerankResult:
@@ -58,19 +64,19 @@ def cosines(minilm) -> dict[str, float]:
     return dict(zip(TEXTS, scores.tolist(), strict=True))
 
 
-def test_scores_are_the_second_embedders_cosines(minilm, cosines: dict[str, float]) -> None:
-    reranker = EmbeddingReranker(offline_settings(Path("unused"), RAG_RERANK__MODEL=MINILM).rerank)
-    reranker.warm_up()
+def test_scores_are_the_second_embedders_cosines(
+    minilm, reranker: EmbeddingReranker, cosines: dict[str, float]
+) -> None:
     assert reranker.embedder.model_name == minilm.model_name and not reranker.reads_template
     assert reranker.score(QUESTION, TEXTS) == pytest.approx([cosines[t] for t in TEXTS], abs=1e-5)
     assert max(cosines, key=cosines.__getitem__) == TEXTS[-1]
 
 
-def test_fusion_with_recall_order(index: Path, minilm, cosines: dict[str, float]) -> None:
+def test_fusion_with_recall_order(index: Path, minilm, reranker: EmbeddingReranker, cosines: dict[str, float]) -> None:
     by_cosine = sorted(TEXTS, key=lambda t: -cosines[t])
-    alone = ranked(embedding_pipeline(index, minilm), QUESTION, TEXTS)
+    alone = ranked(embedding_pipeline(index, minilm, reranker), QUESTION, TEXTS)
     assert [p.text for p in alone.passages] == by_cosine[:5] and alone.reranked == len(TEXTS)
-    fused = ranked(embedding_pipeline(index, minilm, RAG_RERANK__FUSE_RECALL_RRF_K="60"), QUESTION, TEXTS)
+    fused = ranked(embedding_pipeline(index, minilm, reranker, RAG_RERANK__FUSE_RECALL_RRF_K="60"), QUESTION, TEXTS)
     expected = rrf([TEXTS, by_cosine], 60)
     assert [p.text for p in fused.passages] == sorted(TEXTS, key=lambda t: -expected[t])[:5]
     # First in recall and second by cosine beats last in recall and first by cosine.
@@ -79,33 +85,39 @@ def test_fusion_with_recall_order(index: Path, minilm, cosines: dict[str, float]
     assert scores == pytest.approx([cosines[p.text] for p in fused.passages], abs=1e-5)
 
 
-def test_only_the_first_candidates_are_rescored_the_rest_follow_in_recall_order(index: Path, minilm) -> None:
-    result = ranked(embedding_pipeline(index, minilm, RAG_RERANK__MAX_CANDIDATES="3"), QUESTION, TEXTS)
+def test_only_the_first_candidates_are_rescored_the_rest_follow_in_recall_order(
+    index: Path, minilm, reranker: EmbeddingReranker
+) -> None:
+    result = ranked(embedding_pipeline(index, minilm, reranker, RAG_RERANK__MAX_CANDIDATES="3"), QUESTION, TEXTS)
     assert result.reranked == 3
     assert {p.text for p in result.passages[:3]} == set(TEXTS[:3])
     assert [p.text for p in result.passages[3:]] == TEXTS[3:5]
     assert [p.rerank_score is None for p in result.passages] == [False] * 3 + [True] * 2
 
 
-def test_a_question_in_a_language_the_model_does_not_read_keeps_recall_order(index: Path, minilm) -> None:
-    pipeline = embedding_pipeline(index, minilm, RAG_RERANK__LANGUAGES='["en"]')
+def test_a_question_in_a_language_the_model_does_not_read_keeps_recall_order(
+    index: Path, minilm, reranker: EmbeddingReranker
+) -> None:
+    pipeline = embedding_pipeline(index, minilm, reranker, RAG_RERANK__LANGUAGES='["en"]')
     chinese = ranked(pipeline, "如何重置VPN令牌？", TEXTS)
     assert [p.text for p in chinese.passages] == TEXTS[:5] and chinese.reranked == 0
     assert any("rerank.languages" in note and MINILM in note for note in chinese.notes), chinese.notes
     assert ranked(pipeline, QUESTION, TEXTS).reranked == len(TEXTS)
 
 
-def test_self_checks_for_a_bi_encoder_skip_the_template_and_other_languages(index: Path, minilm) -> None:
-    pipeline = embedding_pipeline(index, minilm, RAG_RERANK__LANGUAGES='["en"]')
+def test_self_checks_for_a_bi_encoder_skip_the_template_and_other_languages(
+    index: Path, minilm, reranker: EmbeddingReranker
+) -> None:
+    pipeline = embedding_pipeline(index, minilm, reranker, RAG_RERANK__LANGUAGES='["en"]')
     pipeline.warm_up(generator=False)
     checks = {check.name: check for check in run_checks(pipeline)}
     assert "reranker.template" not in checks and "reranker.canary.zh" not in checks
     assert checks["reranker.canary.en"].status == "ok", checks["reranker.canary.en"]
 
 
-def test_a_second_opinion_needs_the_embedding_reranker(index: Path, minilm) -> None:
+def test_a_second_opinion_needs_the_embedding_reranker(index: Path, minilm, reranker: EmbeddingReranker) -> None:
     with pytest.raises(ConfigError, match=r"rerank\.backend: embedding"):
         RagPipeline(offline_settings(index, RAG_GENERATE__SECOND_OPINION_MIN_SIMILARITY="0.4"), embedder=minilm)
-    pipeline = embedding_pipeline(index, minilm, RAG_GENERATE__SECOND_OPINION_MIN_SIMILARITY="0.4")
+    pipeline = embedding_pipeline(index, minilm, reranker, RAG_GENERATE__SECOND_OPINION_MIN_SIMILARITY="0.4")
     assert pipeline.extractive.second_opinion is not None
     assert pipeline.extractive.second_opinion.embedder is pipeline.reranker.embedder  # type: ignore[attr-defined]

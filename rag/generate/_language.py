@@ -34,5 +34,5 @@ def sentences(text: str) -> list[str]:
 
 
 def language_of(text: str) -> Language:
-    """ "zh" for a Chinese question (is_chinese), "en" for any other."""
+    """A question's language as the answer side tells them apart: Chinese (is_chinese) or not."""
     return "zh" if is_chinese(text) else "en"

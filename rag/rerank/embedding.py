@@ -1,8 +1,8 @@
 """`embedding`: a second embedder's cosine between question and passage, where no reranking model
 can be had (the offline profile: all-MiniLM-L6-v2 beside multilingual-e5 recall).
 
-Its order alone would drop what BM25 found; its use is as a second, independent opinion, so the
-offline profile fuses its order with recall's
+Its order alone would set aside recall's, which BM25 and the main embedder made together; it is a
+second, independent opinion, so the offline profile fuses its order with recall's
 (`rerank.fuse_recall_rrf_k`), rescores only recall's head (`rerank.max_candidates`) and keeps it to
 the languages the model reads (`rerank.languages`). The same model gives the extractive answer's
 second opinion on whether anything answers (`generate.second_opinion_min_similarity`).
@@ -43,6 +43,7 @@ class EmbeddingReranker(Reranker):
         self.embedder.close()
 
     def score(self, query: str, passages: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        """Cosines; `instruction` (a Qwen3 reranker task) is not read: the embedder has its own query format."""
         if not passages:
             return []
         self.warm_up()
