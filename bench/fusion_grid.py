@@ -23,7 +23,7 @@ from rag.evaluate.data import QaItem, load_qa
 from rag.evaluate.qa import gold_rank
 from rag.generate._language import language_of
 from rag.pipeline import RagPipeline, SearchOptions, one_per_page
-from rag.recall import rrf, weighted
+from rag.recall import fuse, rrf, weighted
 from rag.types import Passage
 
 Runs = dict[str, list[Passage]]
@@ -89,7 +89,7 @@ def reranked_rows(
     heads: dict[str, list[Passage]] = {}
     cosines: dict[str, dict[str, float]] = {}
     for item in items:
-        recalled = recall_order(runs[item.id], settings.fusion, settings.dense_weight, settings.rrf_k)
+        recalled = fuse(runs[item.id]["dense"], runs[item.id]["bm25"], k=settings.top_k, settings=settings)
         heads[item.id] = one_per_page(recalled, len(recalled))
         if languages is None or language_of(item.question) in languages:
             head = heads[item.id][: max(DEPTHS)]
@@ -113,18 +113,6 @@ def reranked_rows(
             ]
             name = f"{settings.fusion}, one per page, {pipeline.reranker.model_name} on the first {depth} fused (k={k})"
             print(f"| {name} | " + " | ".join(row) + " |")
-
-
-def recall_order(runs: Runs, fusion: str, dense_weight: float, rrf_k: int) -> list[Passage]:
-    """The hybrid order the pipeline's recall settings give, from the two cached runs."""
-    if fusion == "rrf":
-        return fused(runs, rrf([[p.chunk_id for p in runs[m]] for m in ("dense", "bm25")], rrf_k))
-    return fused(
-        runs,
-        weighted(
-            [{p.chunk_id: p.recall_score for p in runs[m]} for m in ("dense", "bm25")], [dense_weight, 1 - dense_weight]
-        ),
-    )
 
 
 if __name__ == "__main__":

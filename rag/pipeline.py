@@ -412,7 +412,7 @@ def _second_opinion(settings: Settings, reranker: Reranker) -> SecondOpinion | N
             f"generate.second_opinion_min_similarity needs rerank.backend: embedding (not {reranker.name!r})"
         )
     languages = settings.rerank.languages
-    return SecondOpinion(reranker.embedder, floor, tuple(languages) if languages is not None else None)
+    return SecondOpinion(reranker, floor, tuple(languages) if languages is not None else None)
 
 
 def one_per_page(ranked: Sequence[Passage], top_n: int) -> list[Passage]:

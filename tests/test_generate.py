@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag.config import GenerateSettings, OpenAIGeneratorSettings
+from rag.config import GenerateSettings, OpenAIGeneratorSettings, RerankSettings
 from rag.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from rag.generate import build_generator
 from rag.generate._language import sentences
@@ -22,6 +22,7 @@ from rag.generate.prompt import (
     condense_messages,
     is_not_found,
 )
+from rag.rerank.embedding import EmbeddingReranker
 from rag.types import Passage, Turn
 
 from .support.fake_openai import FakeOpenAI
@@ -96,9 +97,12 @@ class TestExtractive:
         question = "When should the caller escalate?"
         best = self.generator(minilm).closest(question, [SALES, ESCALATION]).extracts[0].score
 
+        second = EmbeddingReranker(RerankSettings(backend="embedding", model=minilm.model_name))
+        second.embedder = minilm  # the same real MiniLM, loaded once for the session
+
         def with_second_opinion(floor: float) -> ExtractiveGenerator:
             generator = self.generator(minilm)
-            generator.second_opinion = SecondOpinion(minilm, floor, ("en",))
+            generator.second_opinion = SecondOpinion(second, floor, ("en",))
             return generator
 
         overruled = with_second_opinion(best + 0.01).closest(question, [SALES, ESCALATION])

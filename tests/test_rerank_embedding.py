@@ -120,4 +120,4 @@ def test_a_second_opinion_needs_the_embedding_reranker(index: Path, minilm, rera
         RagPipeline(offline_settings(index, RAG_GENERATE__SECOND_OPINION_MIN_SIMILARITY="0.4"), embedder=minilm)
     pipeline = embedding_pipeline(index, minilm, reranker, RAG_GENERATE__SECOND_OPINION_MIN_SIMILARITY="0.4")
     assert pipeline.extractive.second_opinion is not None
-    assert pipeline.extractive.second_opinion.embedder is pipeline.reranker.embedder  # type: ignore[attr-defined]
+    assert pipeline.extractive.second_opinion.reranker is pipeline.reranker

@@ -19,6 +19,7 @@ from rag.embedding import Embedder
 from rag.generate import Generator
 from rag.generate._language import is_chinese, language_of, sentences
 from rag.generate.prompt import not_found_text
+from rag.rerank import Reranker
 from rag.tables import row_statements, segments
 from rag.types import Passage
 
@@ -59,28 +60,28 @@ class Closest:
 
 @dataclass(frozen=True)
 class SecondOpinion:
-    """Another embedder (the `embedding` reranker's) that must also find one of the sentences closest
-    to a question in `languages` close enough: two models must agree that something answers."""
+    """Another model (the `embedding` reranker, whose scores are cosines) that must also find one of
+    the sentences closest to a question in `languages` close enough: two models must agree that
+    something answers."""
 
-    embedder: Embedder
+    reranker: Reranker
     min_similarity: float
     languages: tuple[Language, ...] | None
     setting: str = "generate.second_opinion_min_similarity"
 
     def similarity(self, question: str, sentences: Sequence[str]) -> float | None:
-        """The second model's best cosine between `question` and one of `sentences`; None when it
+        """The second model's best score between `question` and one of `sentences`; None when it
         does not read the question's language or there is no sentence."""
         if not sentences or (self.languages is not None and language_of(question) not in self.languages):
             return None
-        vectors = np.asarray(self.embedder.embed_documents(sentences), dtype=np.float32)
-        return float((vectors @ np.asarray(self.embedder.embed_query(question), dtype=np.float32)).max())
+        return max(self.reranker.score(question, sentences))
 
     def doubt(self, similarity: float | None) -> str | None:
         """Why a find is overruled at this `similarity`, or None when it stands."""
         if similarity is None or similarity >= self.min_similarity:
             return None
         return (
-            f"{self.embedder.model_name} finds no sentence close enough to the question "
+            f"{self.reranker.model_name} finds no sentence close enough to the question "
             f"({similarity:.3f} < {self.setting} {self.min_similarity:g})"
         )
 
@@ -91,11 +92,10 @@ class ExtractiveGenerator(Generator):
     name = "extractive"
     writes = False
 
-    def __init__(
-        self, settings: GenerateSettings, *, embedder: Embedder, second_opinion: SecondOpinion | None = None
-    ) -> None:
+    def __init__(self, settings: GenerateSettings, *, embedder: Embedder) -> None:
         self.embedder = embedder
-        self.second_opinion = second_opinion
+        # Set by the pipeline where generate.second_opinion_min_similarity asks for one.
+        self.second_opinion: SecondOpinion | None = None
         self.model_name = embedder.model_name
         self.device = ""
         self.max_sentences = settings.extractive_sentences
