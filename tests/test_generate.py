@@ -123,6 +123,22 @@ class TestExtractive:
         chosen = wide.closest(QUESTION, [SALES, ESCALATION], min_similarity=floor).extracts
         assert [e.sentence for e in chosen] == [e.sentence for e in every[:2]]
 
+    def test_a_documents_title_is_never_quoted_but_a_section_heading_may_be(self, minilm) -> None:
+        """A title names the document ("信息安全管理制度[1]" was once a whole answer); a runbook's
+        heading can be the answer itself."""
+        runbook = passage(
+            "Acme remote access runbook\n\nError 691: wrong user name or password\n\n"
+            "The password was mistyped, expired or the account is locked.",
+            "runbook.md",
+            None,
+            "Acme remote access runbook > Error 691: wrong user name or password",
+        )
+        every = self.generator(minilm, extractive_runner_up_margin=2.0, extractive_sentences=20)
+        closest = every.closest("What is in the Acme remote access runbook?", [runbook], min_similarity=-1.0)
+        quoted = [e.sentence for e in closest.extracts]
+        assert "Error 691: wrong user name or password" in quoted and len(quoted) == 2
+        assert "Acme remote access runbook" not in quoted
+
     def test_chinese_sentences_are_split_and_joined_without_spaces(self, minilm) -> None:
         law = (
             "第四十二条 网络运营者不得泄露、篡改、毁损其收集的个人信息。"

@@ -146,7 +146,7 @@ class ExtractiveGenerator(Generator):
             (n, sentence)
             for n, passage in enumerate(passages, start=1)
             for sentence in statements(passage.text)
-            if _substantial(sentence)
+            if _substantial(sentence) and sentence != _title(passage)
         ][:MAX_CANDIDATE_SENTENCES]
         if not candidates:
             return Closest([], -1.0)
@@ -212,6 +212,13 @@ def _substantial(sentence: str) -> bool:
     if is_chinese(sentence):
         return len(sentence) >= 8
     return len(_WORD.findall(sentence)) >= 4
+
+
+def _title(passage: Passage) -> str:
+    """The document's title (the top of the passage's heading path), which stays at the top of its
+    first section's text: it names the document and answers nothing. Headings below it may say what
+    the answer is ("Error 691: wrong user name or password"), so they stay quotable."""
+    return passage.heading.split(" > ", 1)[0]
 
 
 def _clip(sentence: str) -> str:
