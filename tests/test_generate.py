@@ -4,6 +4,7 @@ against a real server on 127.0.0.1, and the in-process backend on the tiny Qwen3
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -125,19 +126,23 @@ class TestExtractive:
 
     def test_a_documents_title_is_never_quoted_but_a_section_heading_may_be(self, minilm) -> None:
         """A title names the document ("信息安全管理制度[1]" was once a whole answer); a runbook's
-        heading can be the answer itself."""
-        runbook = passage(
+        heading can be the answer itself, and so can a top-level heading further down a document."""
+        heading = "Acme remote access runbook > Error 691: wrong user name or password"
+        text = (
             "Acme remote access runbook\n\nError 691: wrong user name or password\n\n"
-            "The password was mistyped, expired or the account is locked.",
-            "runbook.md",
-            None,
-            "Acme remote access runbook > Error 691: wrong user name or password",
+            "The password was mistyped, expired or the account is locked."
         )
+        first = replace(passage(text, "runbook.md", None, heading), metadata={"heading": heading, "chunk_index": 0})
+        later = replace(first, metadata={"heading": heading, "chunk_index": 3})
         every = self.generator(minilm, extractive_runner_up_margin=2.0, extractive_sentences=20)
-        closest = every.closest("What is in the Acme remote access runbook?", [runbook], min_similarity=-1.0)
-        quoted = [e.sentence for e in closest.extracts]
-        assert "Error 691: wrong user name or password" in quoted and len(quoted) == 2
-        assert "Acme remote access runbook" not in quoted
+
+        def quoted(runbook: Passage) -> list[str]:
+            closest = every.closest("What is in the Acme remote access runbook?", [runbook], min_similarity=-1.0)
+            return [e.sentence for e in closest.extracts]
+
+        assert "Error 691: wrong user name or password" in quoted(first) and len(quoted(first)) == 2
+        assert "Acme remote access runbook" not in quoted(first)
+        assert "Acme remote access runbook" in quoted(later) and len(quoted(later)) == 3
 
     def test_chinese_sentences_are_split_and_joined_without_spaces(self, minilm) -> None:
         law = (

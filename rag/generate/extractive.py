@@ -214,10 +214,12 @@ def _substantial(sentence: str) -> bool:
     return len(_WORD.findall(sentence)) >= 4
 
 
-def _title(passage: Passage) -> str:
-    """The document's title (the top of the passage's heading path), which stays at the top of its
-    first section's text: it names the document and answers nothing. Headings below it may say what
-    the answer is ("Error 691: wrong user name or password"), so they stay quotable."""
+def _title(passage: Passage) -> str | None:
+    """The document's title: the top of the heading path of its first chunk, whose text starts with
+    it. It names the document and answers nothing. Other headings stay quotable: a runbook's may be
+    the answer itself ("Error 691: wrong user name or password")."""
+    if passage.metadata.get("chunk_index") != 0 or not passage.heading:
+        return None
     return passage.heading.split(" > ", 1)[0]
 
 
