@@ -142,12 +142,8 @@ class ExtractiveGenerator(Generator):
         `focus`) as well, so that an answer is not padded with what is merely near the best one.
         With a second opinion, its model must also find one of the sentences closest to `question`
         close enough, or nothing is found."""
-        candidates = [
-            (n, sentence)
-            for n, passage in enumerate(passages, start=1)
-            for sentence in statements(passage.text)
-            if _substantial(sentence) and sentence != _title(passage)
-        ][:MAX_CANDIDATE_SENTENCES]
+        quotable = [(n, sentence) for n, passage in enumerate(passages, start=1) for sentence in _quotable(passage)]
+        candidates = quotable[:MAX_CANDIDATE_SENTENCES]
         if not candidates:
             return Closest([], -1.0)
         vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
@@ -212,6 +208,12 @@ def _substantial(sentence: str) -> bool:
     if is_chinese(sentence):
         return len(sentence) >= 8
     return len(_WORD.findall(sentence)) >= 4
+
+
+def _quotable(passage: Passage) -> list[str]:
+    """The passage's statements an answer may quote: substantial ones, its document's title left out."""
+    title = _title(passage)
+    return [sentence for sentence in statements(passage.text) if _substantial(sentence) and sentence != title]
 
 
 def _title(passage: Passage) -> str | None:
