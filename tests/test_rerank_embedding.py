@@ -41,7 +41,7 @@ def recalled(texts: list[str]) -> list[Passage]:
 
 
 @pytest.fixture(scope="module")
-def reranker(minilm) -> EmbeddingReranker:
+def reranker() -> EmbeddingReranker:
     """The embedding reranker on MiniLM, loaded once for the module's pipelines."""
     reranker = EmbeddingReranker(offline_settings(Path("unused"), RAG_RERANK__MODEL=MINILM).rerank)
     reranker.warm_up()
